@@ -1,0 +1,104 @@
+# sn-broker. `make` builds build/bin/; `make run` and `make test` install what is
+# missing first (deploy/install-deps.sh). See README.md.
+
+SN_VERSION := 0.1.0
+SN_COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+BUILD    ?= build
+SANITIZE ?=
+CC       ?= cc
+PKGS      = libevent libevent_openssl libevent_pthreads rdkafka jansson openssl libpq libcurl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+SAN_LIST  = address,undefined
+SAN_FLAGS = $(if $(SANITIZE),-fsanitize=$(SAN_LIST) -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DSN_VERSION='"$(SN_VERSION)"' -DSN_COMMIT='"$(SN_COMMIT)"' \
+	-Iinclude -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+BROKER_MODULES = main conf log http routes metrics store kafka embedded token
+BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
+MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
+
+# Unit tests: each links only the modules it tests (plus what those call).
+UNIT_TESTS = conf log metrics http token store kafka embedded
+conf_DEPS     = conf
+log_DEPS      = log
+metrics_DEPS  = metrics
+http_DEPS     = http conf log metrics
+token_DEPS    = token
+store_DEPS    = store log metrics gen/migrations
+kafka_DEPS    = kafka log metrics
+embedded_DEPS = embedded log token store metrics conf gen/migrations
+
+BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl
+UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
+
+.PHONY: all deps run test test-unit test-integration asan clean format lint
+all: $(BINS)
+
+deps:
+	@deploy/install-deps.sh --check >/dev/null 2>&1 || deploy/install-deps.sh
+
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) broker/migrations/embed.sh
+	@mkdir -p $(dir $@)
+	broker/migrations/embed.sh $@ $(MIGRATIONS)
+
+$(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c broker/store.h
+	@mkdir -p $(dir $@)
+	@echo "  CC  $$@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(wildcard broker/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $$@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/sn-broker: $(BROKER_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $$@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o
+	@mkdir -p $(dir $@)
+	@echo "  CC  $$@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+define unit_test_rule
+$(BUILD)/tests/$(1)_test: $(BUILD)/obj/tests/unit/$(1)_test.o $$(patsubst %,$(BUILD)/obj/%.o,$$(patsubst gen/%,gen/%,$$(addprefix broker/,$$(filter-out gen/%,$$($(1)_DEPS))) $$(filter gen/%,$$($(1)_DEPS))))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CHECK_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_rule,$(t))))
+
+unit-bins: $(UNIT_BINS)
+
+# make test: both builds (plain, and AddressSanitizer + UBSan), every suite,
+# one summary line at the end.
+test: deps
+	@$(MAKE) --no-print-directory all unit-bins
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
+	@tests/run-tests.sh build build/asan
+
+test-unit: all unit-bins
+	@tests/run-tests.sh --unit-only $(BUILD)
+
+test-integration: all
+	@tests/run-tests.sh --integration-only $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
+
+run: deps all
+	exec $(BUILD)/bin/sn-broker --embedded ./var
+
+format:
+	clang-format -i broker/*.c broker/*.h include/*.h clients/*.c tests/unit/*.c
+
+lint:
+	clang-tidy --quiet broker/*.c clients/*.c -- -std=gnu11 -D_GNU_SOURCE -Iinclude -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr -Iinclude -Ibroker broker clients
+
+clean:
+	rm -rf build

@@ -1,0 +1,430 @@
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum conf_type { CONF_STRING, CONF_INT, CONF_DURATION, CONF_CHOICE, CONF_ADDRESS, CONF_CONNINFO };
+
+struct conf_key {
+    const char *section;
+    const char *key;
+    enum conf_type type;
+    size_t offset;
+    const char *default_value;
+    int64_t min, max;       /* CONF_INT, CONF_DURATION (milliseconds) */
+    const char *choices[6]; /* CONF_CHOICE, NULL-terminated */
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct conf, f)
+
+static const struct conf_key conf_keys[] = {
+    {"http", "listen", CONF_ADDRESS, FIELD(http_listen), "127.0.0.1:8080", 0, 0, {NULL},
+     "address of the HTTP API, host:port; port 0 picks a free port"},
+    {"database", "url", CONF_CONNINFO, FIELD(database_url), "", 0, 0, {NULL},
+     "libpq connection string or URI; required unless --embedded"},
+    {"database", "reconnect_max", CONF_DURATION, FIELD(database_reconnect_max_ms), "30s", 100,
+     3600000, {NULL}, "longest wait between reconnection attempts (backoff doubles up to this)"},
+    {"kafka", "bootstrap_servers", CONF_STRING, FIELD(kafka_bootstrap_servers), "", 0, 0, {NULL},
+     "host:port[,host:port...]; empty with --embedded starts an in-memory mock cluster"},
+    {"embedded", "kafka_brokers", CONF_INT, FIELD(embedded_kafka_brokers), "1", 1, 9, {NULL},
+     "number of brokers of the embedded mock Kafka cluster"},
+    {"embedded", "pg_bindir", CONF_STRING, FIELD(embedded_pg_bindir), "", 0, 0, {NULL},
+     "directory of initdb and postgres; empty searches PATH and /usr/lib/postgresql/*/bin"},
+    {"embedded", "pg_user", CONF_STRING, FIELD(embedded_pg_user), "postgres", 0, 0, {NULL},
+     "system user that runs the embedded PostgreSQL when sn-broker runs as root"},
+    {"log", "level", CONF_CHOICE, FIELD(log_level), "info", 0, 0,
+     {"debug", "info", "warn", "error", NULL}, "lowest level written to stderr"},
+    {"shutdown", "timeout", CONF_DURATION, FIELD(shutdown_timeout_ms), "5s", 0, 9000, {NULL},
+     "how long SIGTERM waits for in-flight requests before closing"},
+};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char **string_field(struct conf *conf, const struct conf_key *k)
+{
+    return (char **)((char *)conf + k->offset);
+}
+
+static int64_t *int_field(struct conf *conf, const struct conf_key *k)
+{
+    return (int64_t *)((char *)conf + k->offset);
+}
+
+static int is_string_type(enum conf_type t)
+{
+    return t == CONF_STRING || t == CONF_CHOICE || t == CONF_ADDRESS || t == CONF_CONNINFO;
+}
+
+int conf_parse_duration(const char *text, int64_t *ms)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"ms", 1},          {"s", 1000},          {"m", 60000},
+                 {"h", 3600000},     {"d", 86400000},      {"w", 7 * 86400000LL}};
+    char *end;
+    if (!isdigit((unsigned char)text[0])) return -1;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno || end == text) return -1;
+    for (size_t i = 0; i < SN_ARRAY_LEN(units); i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n > INT64_MAX / units[i].ms) return -1;
+            *ms = n * units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int conf_parse_address(const char *text, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    size_t len;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') return -1;
+        len = (size_t)(close - text - 1);
+        text++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon) return -1;
+        len = (size_t)(colon - text);
+        if (memchr(text, ':', len)) return -1; /* a bare IPv6 address needs brackets */
+    }
+    if (len == 0 || len >= hostlen) return -1;
+    memcpy(host, text, len);
+    host[len] = '\0';
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
+{
+    switch (k->type) {
+    case CONF_INT:
+        snprintf(buf, len, "an integer from %lld to %lld", (long long)k->min, (long long)k->max);
+        break;
+    case CONF_DURATION:
+        snprintf(buf, len, "a duration such as 500ms, 5s, 10m, 12h, 90d, 26w, from %lldms to %lldms",
+                 (long long)k->min, (long long)k->max);
+        break;
+    case CONF_CHOICE: {
+        size_t off = (size_t)snprintf(buf, len, "one of");
+        for (int i = 0; k->choices[i] && off < len; i++)
+            off += (size_t)snprintf(buf + off, len - off, "%s %s", i ? "," : "", k->choices[i]);
+        break;
+    }
+    case CONF_ADDRESS: snprintf(buf, len, "host:port (or [ipv6]:port), port 0 to 65535"); break;
+    case CONF_CONNINFO:
+        snprintf(buf, len, "a libpq connection string (host=... dbname=...) or postgresql:// URI");
+        break;
+    case CONF_STRING: snprintf(buf, len, "any text"); break;
+    }
+}
+
+static enum sn_err set_key(struct conf *conf, const struct conf_key *k, const char *value,
+                           const char *where, char *err, size_t errlen)
+{
+    char allowed[256];
+    describe_allowed(k, allowed, sizeof(allowed));
+    if (k->type == CONF_INT || k->type == CONF_DURATION) {
+        int64_t v;
+        char *end;
+        if (k->type == CONF_INT) {
+            errno = 0;
+            v = strtoll(value, &end, 10);
+            if (errno || end == value || *end) v = k->min - 1;
+        } else if (conf_parse_duration(value, &v) != 0) {
+            v = k->min - 1;
+        }
+        if (v < k->min || v > k->max) {
+            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
+                 k->key, allowed);
+            return SN_ERR_CONF;
+        }
+        *int_field(conf, k) = v;
+        return SN_OK;
+    }
+    if (k->type == CONF_CHOICE) {
+        int ok = 0;
+        for (int i = 0; k->choices[i]; i++) ok |= strcmp(k->choices[i], value) == 0;
+        if (!ok) {
+            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
+                 k->key, allowed);
+            return SN_ERR_CONF;
+        }
+    } else if (k->type == CONF_ADDRESS) {
+        char host[256];
+        int port;
+        if (conf_parse_address(value, host, sizeof(host), &port) != 0) {
+            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
+                 k->key, allowed);
+            return SN_ERR_CONF;
+        }
+    } else if (k->type == CONF_CONNINFO && value[0]) {
+        char *pqerr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(value, &pqerr);
+        if (!opts) {
+            /* libpq's message ends with a newline */
+            size_t n = pqerr ? strcspn(pqerr, "\n") : 0;
+            errf(err, errlen, "%s: bad value for %s.%s: %.*s; must be %s", where, k->section,
+                 k->key, (int)n, pqerr ? pqerr : "", allowed);
+            PQfreemem(pqerr);
+            return SN_ERR_CONF;
+        }
+        PQconninfoFree(opts);
+    }
+    char **field = string_field(conf, k);
+    free(*field);
+    *field = xstrdup(value);
+    return SN_OK;
+}
+
+static const struct conf_key *find_key(const char *section, const char *key)
+{
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++)
+        if (strcmp(conf_keys[i].section, section) == 0 && strcmp(conf_keys[i].key, key) == 0)
+            return &conf_keys[i];
+    return NULL;
+}
+
+static int section_known(const char *section, size_t len)
+{
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++)
+        if (strlen(conf_keys[i].section) == len && strncmp(conf_keys[i].section, section, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* "known keys: http.listen, ..." limited to one section when section is set. */
+static void list_keys(const char *section, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys) && off < len; i++) {
+        if (section && strcmp(conf_keys[i].section, section) != 0) continue;
+        off += (size_t)snprintf(buf + off, len - off, "%s%s.%s", off ? ", " : "",
+                                conf_keys[i].section, conf_keys[i].key);
+    }
+}
+
+static enum sn_err unknown_key(const char *where, const char *section, const char *key, char *err,
+                               size_t errlen)
+{
+    char known[1024];
+    int in_known_section = section_known(section, strlen(section));
+    list_keys(in_known_section ? section : NULL, known, sizeof(known));
+    errf(err, errlen, "%s: unknown key '%s.%s'; %s keys are: %s", where, section, key,
+         in_known_section ? "its section's" : "known", known);
+    return SN_ERR_CONF;
+}
+
+void conf_init(struct conf *conf)
+{
+    char err[256];
+    memset(conf, 0, sizeof(*conf));
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++) {
+        enum sn_err rc = set_key(conf, &conf_keys[i], conf_keys[i].default_value, "default", err,
+                                 sizeof(err));
+        if (rc != SN_OK) {
+            /* the table itself is wrong: a programming error */
+            fprintf(stderr, "%s\n", err);
+            abort();
+        }
+    }
+}
+
+void conf_free(struct conf *conf)
+{
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++) {
+        if (!is_string_type(conf_keys[i].type)) continue;
+        char **field = string_field(conf, &conf_keys[i]);
+        free(*field);
+        *field = NULL;
+    }
+}
+
+enum sn_err conf_set(struct conf *conf, const char *name, const char *value, char *err,
+                     size_t errlen)
+{
+    char section[64];
+    const char *dot = strchr(name, '.');
+    if (!dot || (size_t)(dot - name) >= sizeof(section)) {
+        errf(err, errlen, "'%s' is not a key; keys are written section.key", name);
+        return SN_ERR_CONF;
+    }
+    memcpy(section, name, (size_t)(dot - name));
+    section[dot - name] = '\0';
+    const struct conf_key *k = find_key(section, dot + 1);
+    if (!k) return unknown_key("option", section, dot + 1, err, errlen);
+    return set_key(conf, k, value, "option", err, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+    return s;
+}
+
+/* A value is bare text up to a comment, or "double quoted" to keep # and spaces. */
+static int parse_value(char *raw, char **value)
+{
+    raw = trim(raw);
+    if (raw[0] == '"') {
+        char *close = strrchr(raw + 1, '"');
+        if (!close) return -1;
+        char *rest = trim(close + 1);
+        if (*rest && *rest != '#' && *rest != ';') return -1;
+        *close = '\0';
+        *value = raw + 1;
+        return 0;
+    }
+    char *hash = strpbrk(raw, "#;");
+    if (hash) *hash = '\0';
+    *value = trim(raw);
+    return 0;
+}
+
+enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        errf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+        return SN_ERR_CONF;
+    }
+    char line[4096];
+    char section[64] = "";
+    int lineno = 0;
+    enum sn_err rc = SN_OK;
+    while (rc == SN_OK && fgets(line, sizeof(line), f)) {
+        char where[512];
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        if (!strchr(line, '\n') && !feof(f)) {
+            errf(err, errlen, "%s: line longer than %zu bytes", where, sizeof(line) - 2);
+            rc = SN_ERR_CONF;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';') continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            char *name = close ? (*close = '\0', trim(s + 1)) : NULL;
+            if (!name || !*name || *trim(close + 1) || strlen(name) >= sizeof(section)) {
+                errf(err, errlen, "%s: malformed section header; write [section]", where);
+                rc = SN_ERR_CONF;
+                break;
+            }
+            if (!section_known(name, strlen(name))) {
+                char known[1024];
+                list_keys(NULL, known, sizeof(known));
+                errf(err, errlen, "%s: unknown section [%s]; known keys are: %s", where, name,
+                     known);
+                rc = SN_ERR_CONF;
+                break;
+            }
+            strcpy(section, name);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            errf(err, errlen, "%s: expected key = value, got '%s'", where, s);
+            rc = SN_ERR_CONF;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        char *value;
+        if (!section[0]) {
+            errf(err, errlen, "%s: key '%s' comes before any [section]", where, key);
+            rc = SN_ERR_CONF;
+            break;
+        }
+        if (parse_value(eq + 1, &value) != 0) {
+            errf(err, errlen, "%s: unterminated quoted value for %s.%s", where, section, key);
+            rc = SN_ERR_CONF;
+            break;
+        }
+        const struct conf_key *k = find_key(section, key);
+        rc = k ? set_key(conf, k, value, where, err, errlen)
+               : unknown_key(where, section, key, err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+enum sn_err conf_load_env(struct conf *conf, char *const *envp, char *err, size_t errlen)
+{
+    for (; *envp; envp++) {
+        const char *var = *envp;
+        if (strncmp(var, "SN_", 3) != 0) continue;
+        const char *eq = strchr(var, '=');
+        if (!eq) continue;
+        const char *name = var + 3;
+        size_t namelen = (size_t)(eq - name);
+        /* find the section this variable names: SN_<SECTION>_<KEY> */
+        const struct conf_key *match = NULL;
+        const char *matched_section = NULL;
+        for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys) && !match; i++) {
+            const struct conf_key *k = &conf_keys[i];
+            size_t slen = strlen(k->section);
+            if (namelen <= slen + 1 || strncasecmp(name, k->section, slen) != 0 ||
+                name[slen] != '_')
+                continue;
+            matched_section = k->section;
+            const char *key = name + slen + 1;
+            size_t keylen = namelen - slen - 1;
+            if (strlen(k->key) == keylen && strncasecmp(key, k->key, keylen) == 0) match = k;
+        }
+        if (!matched_section) continue; /* not ours, e.g. SN_URL for snctl */
+        char where[256];
+        snprintf(where, sizeof(where), "environment %.*s", (int)namelen + 3, var);
+        if (!match) {
+            char key[128];
+            size_t slen = strlen(matched_section);
+            size_t keylen = namelen - slen - 1;
+            if (keylen >= sizeof(key)) keylen = sizeof(key) - 1;
+            for (size_t i = 0; i < keylen; i++)
+                key[i] = (char)tolower((unsigned char)name[slen + 1 + i]);
+            key[keylen] = '\0';
+            return unknown_key(where, matched_section, key, err, errlen);
+        }
+        enum sn_err rc = set_key(conf, match, eq + 1, where, err, errlen);
+        if (rc != SN_OK) return rc;
+    }
+    return SN_OK;
+}
+
+void conf_print_keys(FILE *out)
+{
+    for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++) {
+        const struct conf_key *k = &conf_keys[i];
+        char env[128], allowed[256];
+        int n = snprintf(env, sizeof(env), "SN_%s_%s", k->section, k->key);
+        for (int j = 0; j < n; j++) env[j] = (char)toupper((unsigned char)env[j]);
+        describe_allowed(k, allowed, sizeof(allowed));
+        fprintf(out, "  %s.%s (%s, default \"%s\")\n      %s; %s\n", k->section, k->key, env,
+                k->default_value, k->help, allowed);
+    }
+}

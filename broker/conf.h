@@ -1,0 +1,48 @@
+/* Configuration: one table of keys (section, key, type, default, help) drives
+ * the file parser, the environment overrides (SN_<SECTION>_<KEY>), validation
+ * and the --help listing, so a key is defined once. */
+#ifndef SN_CONF_H
+#define SN_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sn.h"
+
+struct conf {
+    char *http_listen;
+    char *database_url;
+    int64_t database_reconnect_max_ms;
+    char *kafka_bootstrap_servers;
+    int64_t embedded_kafka_brokers;
+    char *embedded_pg_bindir;
+    char *embedded_pg_user;
+    char *log_level;
+    int64_t shutdown_timeout_ms;
+};
+
+/* Fills conf with the defaults. */
+void conf_init(struct conf *conf);
+void conf_free(struct conf *conf);
+
+/* Reads an INI-style file ([section] then key = value; # comments). On error
+ * returns SN_ERR_CONF and writes a message naming the file, line and key to
+ * err. */
+enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_t errlen);
+/* Applies SN_<SECTION>_<KEY> variables from envp (NULL-terminated). A variable
+ * that names a known section but an unknown key is an error, so a typo does
+ * not pass silently. */
+enum sn_err conf_load_env(struct conf *conf, char *const *envp, char *err, size_t errlen);
+/* Sets one key ("section.key") from a string, validating it. */
+enum sn_err conf_set(struct conf *conf, const char *name, const char *value, char *err,
+                     size_t errlen);
+/* Writes every key with its default and help text (for --help). */
+void conf_print_keys(FILE *out);
+
+/* "250ms", "5s", "10m", "12h", "90d", "26w" -> milliseconds. Returns 0, or -1
+ * when the text is not a duration. */
+int conf_parse_duration(const char *text, int64_t *ms);
+/* "host:port" or "[v6]:port" -> parts. host must hold 256 bytes. Returns 0 or -1. */
+int conf_parse_address(const char *text, char *host, size_t hostlen, int *port);
+
+#endif

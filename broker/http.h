@@ -1,0 +1,68 @@
+/* The HTTP server on the event loop: routes, per-request context, replies
+ * (problem+json for every error, RFC 9457) and request metrics. */
+#ifndef SN_HTTP_H
+#define SN_HTTP_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "sn.h"
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_server;
+struct http_request;
+
+typedef void (*http_handler_fn)(struct http_request *r);
+
+struct http_route {
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/v1/reviews/{jurisdiction}/{review_id}" */
+    http_handler_fn handler;
+};
+
+/* One request in flight. A handler answers it exactly once with one of the
+ * http_reply*() functions, at once or later from a callback; the reply frees it. */
+struct http_request {
+    struct evhttp_request *req;
+    struct http_server *server;
+    const struct http_route *route;
+    void *app; /* the pointer given to http_server_new() */
+    char *params[HTTP_MAX_PARAMS];
+    int nparams;
+    double started_at;
+};
+
+/* routes must outlive the server. */
+struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
+                                    size_t nroutes, void *app);
+/* Binds address ("host:port"; port 0 picks one) and writes the address actually
+ * bound as host:port into bound. */
+enum sn_err http_server_listen(struct http_server *s, const char *address, char *bound,
+                               size_t boundlen);
+/* Closes the listening socket; requests in flight go on. */
+void http_server_stop_accepting(struct http_server *s);
+unsigned http_server_inflight(const struct http_server *s);
+void http_server_free(struct http_server *s);
+
+/* Matches path against pattern segment by segment; each {name} segment
+ * captures its percent-decoded value into params (the caller frees them).
+ * Returns 1 on a match, 0 otherwise. */
+int http_route_match(const char *pattern, const char *path, char **params, int maxparams,
+                     int *nparams);
+
+void http_reply(struct http_request *r, int status, const char *content_type, const char *body,
+                size_t len);
+/* body is stolen. */
+void http_reply_json(struct http_request *r, int status, json_t *body);
+/* An RFC 9457 problem: type about:blank unless extra sets one; extra (stolen,
+ * may be NULL) adds members such as "errors". */
+void http_reply_problem(struct http_request *r, int status, const char *title, const char *detail,
+                        json_t *extra);
+/* The problem document http_reply_problem() sends; the caller decrefs. */
+json_t *http_problem_new(int status, const char *title, const char *detail, json_t *extra);
+
+double http_now(void);
+
+#endif

@@ -1,0 +1,253 @@
+#include "kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+struct kafka_mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *cluster;
+    char *bootstrap;
+};
+
+struct kafka {
+    struct event_base *base;
+    struct kafka_hooks hooks;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int wake[2]; /* librdkafka writes to wake[1] when the main queue fills */
+    struct event *wake_ev;
+    int up;
+    int brokers_up;
+    char *bootstrap;
+    char detail[512];
+};
+
+/* syslog levels (librdkafka's) -> ours */
+static enum log_level map_level(int level)
+{
+    return level <= 3 ? SN_LOG_ERROR : level <= 4 ? SN_LOG_WARN : level <= 6 ? SN_LOG_INFO : SN_LOG_DEBUG;
+}
+
+/* Called on librdkafka's own threads (for the mock cluster's handle); the
+ * logger writes a whole line with one write(2), so this is safe. Routine
+ * chatter goes to debug. */
+static void mock_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    enum log_level l = map_level(level);
+    if (l < SN_LOG_WARN) l = SN_LOG_DEBUG;
+    log_at(l, json_pack("{s:s,s:s}", "component", "kafka-mock", "facility", fac), "%s", buf);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    if (rd_kafka_conf_set(conf, name, value, err, errlen) != RD_KAFKA_CONF_OK) return -1;
+    return 0;
+}
+
+enum sn_err kafka_mock_start(int brokers, struct kafka_mock **out, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, mock_log_cb);
+    if (conf_set(conf, "client.id", "sn-broker-mock-cluster", err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return SN_ERR_KAFKA;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return SN_ERR_KAFKA;
+    }
+    rd_kafka_mock_cluster_t *cluster = rd_kafka_mock_cluster_new(rk, brokers);
+    if (!cluster) {
+        snprintf(err, errlen, "rd_kafka_mock_cluster_new failed");
+        rd_kafka_destroy(rk);
+        return SN_ERR_KAFKA;
+    }
+    struct kafka_mock *m = xcalloc(1, sizeof(*m));
+    m->rk = rk;
+    m->cluster = cluster;
+    m->bootstrap = xstrdup(rd_kafka_mock_cluster_bootstraps(cluster));
+    *out = m;
+    return SN_OK;
+}
+
+const char *kafka_mock_bootstrap(const struct kafka_mock *m)
+{
+    return m->bootstrap;
+}
+
+void kafka_mock_free(struct kafka_mock *m)
+{
+    if (!m) return;
+    rd_kafka_mock_cluster_destroy(m->cluster);
+    rd_kafka_destroy(m->rk);
+    free(m->bootstrap);
+    free(m);
+}
+
+static void set_up(struct kafka *k, int up)
+{
+    if (up) {
+        snprintf(k->detail, sizeof(k->detail), "connected to %d broker%s", k->brokers_up,
+                 k->brokers_up == 1 ? "" : "s");
+    }
+    if (k->up == up) return;
+    k->up = up;
+    metrics_gauge_set("sn_kafka_up", "", up);
+    if (up) log_info(json_pack("{s:s}", "bootstrap", k->bootstrap), "kafka connected");
+    else log_warn(json_pack("{s:s,s:s}", "bootstrap", k->bootstrap, "detail", k->detail),
+                  "kafka not reachable");
+    if (k->hooks.on_state) k->hooks.on_state(k, up, k->hooks.arg);
+}
+
+/* The statistics event lists every broker with its state; "UP" means a live
+ * connection. This is how we learn the connection state without blocking. */
+static void handle_stats(struct kafka *k, const char *stats)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(stats, 0, &jerr);
+    if (!root) return;
+    json_t *brokers = json_object_get(root, "brokers");
+    const char *name;
+    json_t *b;
+    int up = 0;
+    json_object_foreach(brokers, name, b) {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (state && strcmp(state, "UP") == 0) up++;
+    }
+    json_decref(root);
+    k->brokers_up = up;
+    if (!up) {
+        snprintf(k->detail, sizeof(k->detail), "no connection to any broker of %s", k->bootstrap);
+    }
+    set_up(k, up > 0);
+}
+
+static void handle_event(struct kafka *k, rd_kafka_event_t *ev)
+{
+    switch (rd_kafka_event_type(ev)) {
+    case RD_KAFKA_EVENT_STATS: handle_stats(k, rd_kafka_event_stats(ev)); break;
+    case RD_KAFKA_EVENT_ERROR: {
+        rd_kafka_resp_err_t code = rd_kafka_event_error(ev);
+        int fatal = rd_kafka_event_error_is_fatal(ev);
+        snprintf(k->detail, sizeof(k->detail), "%s", rd_kafka_event_error_string(ev));
+        log_at(fatal ? SN_LOG_ERROR : SN_LOG_WARN,
+               json_pack("{s:s,s:b}", "code", rd_kafka_err2name(code), "fatal", fatal),
+               "kafka: %s", rd_kafka_event_error_string(ev));
+        if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || fatal) set_up(k, 0);
+        break;
+    }
+    case RD_KAFKA_EVENT_LOG: {
+        const char *fac, *str;
+        int level;
+        if (rd_kafka_event_log(ev, &fac, &str, &level) == 0)
+            log_at(map_level(level), json_pack("{s:s,s:s}", "component", "kafka", "facility", fac),
+                   "%s", str);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka *k = arg;
+    char buf[64];
+    (void)what;
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) {
+        handle_event(k, ev);
+        rd_kafka_event_destroy(ev);
+    }
+}
+
+enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
+                      const struct kafka_hooks *hooks, struct kafka **out, char *err,
+                      size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != 0 ||
+        conf_set(conf, "client.id", "sn-broker", err, errlen) != 0 ||
+        conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
+        conf_set(conf, "acks", "all", err, errlen) != 0 ||
+        conf_set(conf, "statistics.interval.ms", "1000", err, errlen) != 0 ||
+        conf_set(conf, "log.queue", "true", err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return SN_ERR_KAFKA;
+    }
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
+                                       RD_KAFKA_EVENT_STATS | RD_KAFKA_EVENT_LOG);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return SN_ERR_KAFKA;
+    }
+    struct kafka *k = xcalloc(1, sizeof(*k));
+    k->base = base;
+    k->rk = rk;
+    k->bootstrap = xstrdup(bootstrap);
+    if (hooks) k->hooks = *hooks;
+    snprintf(k->detail, sizeof(k->detail), "connecting to %s", bootstrap);
+    metrics_register("sn_kafka_up", METRIC_GAUGE,
+                     "1 when the Kafka producer has a connection to a broker, else 0");
+    metrics_gauge_set("sn_kafka_up", "", 0);
+    if (pipe2(k->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        rd_kafka_destroy(rk);
+        free(k->bootstrap);
+        free(k);
+        return SN_ERR_IO;
+    }
+    k->mainq = rd_kafka_queue_get_main(rk);
+    rd_kafka_resp_err_t rerr = rd_kafka_set_log_queue(rk, k->mainq);
+    if (rerr) log_warn(NULL, "kafka: cannot route logs to the loop: %s", rd_kafka_err2str(rerr));
+    rd_kafka_queue_io_event_enable(k->mainq, k->wake[1], "1", 1);
+    k->wake_ev = event_new(base, k->wake[0], EV_READ | EV_PERSIST, on_wake, k);
+    if (!k->wake_ev) sn_oom(0);
+    event_add(k->wake_ev, NULL);
+    /* events may have been queued before the pipe was attached */
+    on_wake(k->wake[0], EV_READ, k);
+    *out = k;
+    return SN_OK;
+}
+
+int kafka_is_up(const struct kafka *k)
+{
+    return k->up;
+}
+
+const char *kafka_detail(const struct kafka *k)
+{
+    return k->detail;
+}
+
+void kafka_free(struct kafka *k, int timeout_ms)
+{
+    if (!k) return;
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(k->rk, timeout_ms);
+    if (rerr) log_warn(json_pack("{s:i}", "outq", rd_kafka_outq_len(k->rk)),
+                       "kafka: not everything was flushed: %s", rd_kafka_err2str(rerr));
+    event_free(k->wake_ev);
+    rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    /* drain what is left so that rd_kafka_destroy() does not wait on it */
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(k->mainq);
+    rd_kafka_destroy(k->rk);
+    close(k->wake[0]);
+    close(k->wake[1]);
+    free(k->bootstrap);
+    free(k);
+}

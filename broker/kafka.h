@@ -1,0 +1,36 @@
+/* Kafka: the producer driven by the event loop (librdkafka's main queue wakes
+ * the loop through a pipe, rd_kafka_queue_io_event_enable), its connection
+ * state for /readyz, and the in-process mock cluster of the embedded mode. */
+#ifndef SN_KAFKA_H
+#define SN_KAFKA_H
+
+#include <event2/event.h>
+
+#include "sn.h"
+
+struct kafka;
+struct kafka_mock;
+
+struct kafka_hooks {
+    void (*on_state)(struct kafka *k, int up, void *arg);
+    void *arg;
+};
+
+/* Starts librdkafka's mock cluster (real Kafka protocol, in memory) with the
+ * given number of brokers. */
+enum sn_err kafka_mock_start(int brokers, struct kafka_mock **out, char *err, size_t errlen);
+/* host:port[,host:port...] that any Kafka client can reach. */
+const char *kafka_mock_bootstrap(const struct kafka_mock *m);
+void kafka_mock_free(struct kafka_mock *m);
+
+enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
+                      const struct kafka_hooks *hooks, struct kafka **out, char *err,
+                      size_t errlen);
+/* 1 while the producer has a connection to at least one broker. */
+int kafka_is_up(const struct kafka *k);
+/* A sentence for /readyz. */
+const char *kafka_detail(const struct kafka *k);
+/* Flushes what is queued (waiting at most timeout_ms), then frees. */
+void kafka_free(struct kafka *k, int timeout_ms);
+
+#endif

@@ -1,0 +1,355 @@
+/* Start-up and shutdown order, signals, the event loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "embedded.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+#define HARD_DEADLINE_MS 9500 /* SIGTERM to exit: within 10 s, whatever hangs */
+#define DRAIN_POLL_MS    50
+
+extern char **environ;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sn-broker [--config FILE] [--embedded DIR] [--log-level LEVEL]\n"
+            "       sn-broker --help | --version\n"
+            "\n"
+            "Turns finalized child fatality and near-fatality reviews into cross-jurisdictional\n"
+            "Safety Notices: ingests review events over HTTP and Kafka, stores them in\n"
+            "PostgreSQL, and serves the HTTP API.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE      read configuration from FILE (INI: [section] key = value)\n"
+            "  -e, --embedded DIR     no setup: run a private PostgreSQL cluster under DIR and,\n"
+            "                         unless kafka.bootstrap_servers is set, an in-memory mock\n"
+            "                         Kafka cluster; writes DIR/http.address, DIR/kafka.bootstrap\n"
+            "                         and DIR/admin.token\n"
+            "  -l, --log-level LEVEL  debug, info, warn or error (overrides log.level)\n"
+            "  -h, --help             show this help\n"
+            "  -V, --version          show the version\n"
+            "\n"
+            "Configuration keys (file: [section] key = value; environment: SN_SECTION_KEY,\n"
+            "which overrides the file):\n");
+    conf_print_keys(out);
+    fprintf(out, "\nExit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on bad\n"
+                 "usage or configuration.\n");
+}
+
+static void on_loop_done(void *arg)
+{
+    struct broker *b = arg;
+    event_base_loopbreak(b->base);
+}
+
+/* In-flight requests are done (or out of time): close everything in order. */
+static void finish_shutdown(struct broker *b)
+{
+    evtimer_del(b->drain_ev);
+    kafka_free(b->kafka, 2000);
+    b->kafka = NULL;
+    kafka_mock_free(b->kafka_mock);
+    b->kafka_mock = NULL;
+    store_free(b->store);
+    b->store = NULL;
+    if (b->embedded) embedded_stop(b->embedded, on_loop_done, b);
+    else on_loop_done(b);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    (void)fd;
+    (void)what;
+    unsigned inflight = http_server_inflight(b->http);
+    double waited_ms = (http_now() - b->shutdown_started_at) * 1000;
+    if (inflight == 0 || waited_ms >= (double)b->conf.shutdown_timeout_ms) {
+        if (inflight)
+            log_warn(json_pack("{s:i}", "inflight", inflight),
+                     "shutdown timeout reached with requests in flight");
+        finish_shutdown(b);
+        return;
+    }
+    struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+    evtimer_add(b->drain_ev, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    (void)fd;
+    (void)what;
+    log_error(NULL, "shutdown did not finish in time; stopping now");
+    event_base_loopbreak(b->base);
+}
+
+static void begin_shutdown(struct broker *b, int exit_code)
+{
+    if (b->shutting_down) return;
+    b->shutting_down = 1;
+    b->exit_code = exit_code;
+    b->shutdown_started_at = http_now();
+    log_info(json_pack("{s:i}", "inflight", http_server_inflight(b->http)),
+             "shutting down: no new connections, finishing requests in flight");
+    http_server_stop_accepting(b->http);
+    struct timeval deadline = {HARD_DEADLINE_MS / 1000, (HARD_DEADLINE_MS % 1000) * 1000};
+    evtimer_add(b->deadline_ev, &deadline);
+    on_drain(-1, 0, b);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct broker *b = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        log_info(NULL, "SIGHUP: nothing to reload yet");
+        return;
+    }
+    log_info(json_pack("{s:s}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM"), "signal received");
+    begin_shutdown(b, 0);
+}
+
+static void announce_if_ready(struct broker *b)
+{
+    if (b->announced || !broker_ready(b, NULL)) return;
+    if (b->embedded && !b->admin_token_ready) return;
+    b->announced = 1;
+    log_info(json_pack("{s:s,s:s}", "http", b->http_address, "kafka", b->kafka_bootstrap),
+             "ready");
+    if (b->embedded) {
+        printf("\nsn-broker is ready (embedded mode, data in %s)\n"
+               "  HTTP API         http://%s  (try: curl http://%s/readyz)\n"
+               "  Kafka bootstrap  %s%s\n"
+               "  Admin token      %s/admin.token\n"
+               "Stop with Ctrl-C.\n\n",
+               embedded_dir(b->embedded), b->http_address, b->http_address, b->kafka_bootstrap,
+               b->kafka_mock ? "  (in-memory mock cluster: not durable)" : "",
+               embedded_dir(b->embedded));
+        fflush(stdout);
+    }
+}
+
+static void on_admin_token(enum sn_err rc, void *arg)
+{
+    struct broker *b = arg;
+    if (rc != SN_OK) {
+        log_error(json_pack("{s:s}", "error", sn_strerror(rc)), "cannot create the admin token");
+        begin_shutdown(b, 1);
+        return;
+    }
+    b->admin_token_ready = 1;
+    announce_if_ready(b);
+}
+
+static void on_store_state(struct store *s, enum store_state state, void *arg)
+{
+    struct broker *b = arg;
+    (void)s;
+    if (state == STORE_FAILED) {
+        begin_shutdown(b, 1);
+        return;
+    }
+    if (state != STORE_READY) return;
+    if (b->embedded && !b->admin_token_ready)
+        embedded_ensure_admin_token(b->embedded, b->store, on_admin_token, b);
+    announce_if_ready(b);
+}
+
+static void on_kafka_state(struct kafka *k, int up, void *arg)
+{
+    (void)k;
+    if (up) announce_if_ready(arg);
+}
+
+static void on_pg_ready(struct embedded *e, void *arg)
+{
+    struct broker *b = arg;
+    (void)e;
+    if (!b->store_started) {
+        b->store_started = 1;
+        store_start(b->store);
+    } else {
+        store_reconnect_now(b->store);
+    }
+}
+
+static void on_pg_fatal(struct embedded *e, const char *message, void *arg)
+{
+    (void)e;
+    log_error(NULL, "%s", message);
+    begin_shutdown(arg, 1);
+}
+
+static int parse_args(struct broker *b, int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},  {"embedded", required_argument, NULL, 'e'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0}};
+    const char *config = NULL, *level = NULL;
+    char err[2048];
+    int c;
+    while ((c = getopt_long(argc, argv, "c:e:l:hV", options, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'e': b->embedded_dir = optarg; break;
+        case 'l': level = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("sn-broker %s (%s)\n", SN_VERSION, SN_COMMIT); exit(0);
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sn-broker: unexpected argument '%s'; see --help\n", argv[optind]);
+        return 2;
+    }
+    conf_init(&b->conf);
+    if ((config && conf_load_file(&b->conf, config, err, sizeof(err)) != SN_OK) ||
+        conf_load_env(&b->conf, environ, err, sizeof(err)) != SN_OK ||
+        (level && conf_set(&b->conf, "log.level", level, err, sizeof(err)) != SN_OK)) {
+        log_error(json_pack("{s:i}", "exit_code", 2), "configuration error: %s", err);
+        return 2;
+    }
+    if (!b->embedded_dir && !b->conf.database_url[0]) {
+        log_error(json_pack("{s:i}", "exit_code", 2),
+                  "configuration error: database.url (SN_DATABASE_URL) is required unless "
+                  "--embedded DIR is given");
+        return 2;
+    }
+    if (!b->embedded_dir && !b->conf.kafka_bootstrap_servers[0]) {
+        log_error(json_pack("{s:i}", "exit_code", 2),
+                  "configuration error: kafka.bootstrap_servers (SN_KAFKA_BOOTSTRAP_SERVERS) is "
+                  "required unless --embedded DIR is given");
+        return 2;
+    }
+    enum log_level l;
+    log_level_parse(b->conf.log_level, &l);
+    log_set_level(l);
+    return 0;
+}
+
+/* Everything up to the event loop; returns an exit code, 0 to run. */
+static int start(struct broker *b)
+{
+    char err[1024];
+    enum sn_err rc;
+    if (b->embedded_dir) {
+        /* before any thread exists: it forks to check the directory */
+        rc = embedded_open(b->embedded_dir, &b->conf, &b->embedded, err, sizeof(err));
+        if (rc != SN_OK) {
+            log_error(NULL, "embedded mode: %s", err);
+            return 1;
+        }
+    }
+    b->base = event_base_new();
+    if (!b->base) sn_oom(0);
+    signal(SIGPIPE, SIG_IGN);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < SN_ARRAY_LEN(sigs); i++) {
+        b->signal_evs[i] = evsignal_new(b->base, sigs[i], on_signal, b);
+        if (!b->signal_evs[i]) sn_oom(0);
+        event_add(b->signal_evs[i], NULL);
+    }
+    b->drain_ev = evtimer_new(b->base, on_drain, b);
+    b->deadline_ev = evtimer_new(b->base, on_deadline, b);
+    metrics_register("sn_build_info", METRIC_GAUGE, "Version and commit of this sn-broker");
+    char labels[256];
+    snprintf(labels, sizeof(labels), "version=\"%s\",commit=\"%s\"", SN_VERSION, SN_COMMIT);
+    metrics_gauge_set("sn_build_info", labels, 1);
+
+    snprintf(b->kafka_bootstrap, sizeof(b->kafka_bootstrap), "%s", b->conf.kafka_bootstrap_servers);
+    if (b->embedded && !b->kafka_bootstrap[0]) {
+        rc = kafka_mock_start((int)b->conf.embedded_kafka_brokers, &b->kafka_mock, err, sizeof(err));
+        if (rc != SN_OK) {
+            log_error(NULL, "cannot start the mock Kafka cluster: %s", err);
+            return 1;
+        }
+        snprintf(b->kafka_bootstrap, sizeof(b->kafka_bootstrap), "%s",
+                 kafka_mock_bootstrap(b->kafka_mock));
+        char line[1100];
+        snprintf(line, sizeof(line), "%s\n", b->kafka_bootstrap);
+        if (embedded_write_file(b->embedded, "kafka.bootstrap", line, 0644) != SN_OK) return 1;
+        log_warn(json_pack("{s:s,s:I}", "bootstrap", b->kafka_bootstrap, "brokers",
+                           (json_int_t)b->conf.embedded_kafka_brokers),
+                 "Kafka is librdkafka's in-memory mock cluster: not durable, its topics are "
+                 "lost on exit; set kafka.bootstrap_servers for a real cluster");
+    }
+    const struct kafka_hooks kh = {on_kafka_state, b};
+    rc = kafka_new(b->base, b->kafka_bootstrap, &kh, &b->kafka, err, sizeof(err));
+    if (rc != SN_OK) {
+        log_error(NULL, "cannot create the Kafka producer: %s", err);
+        return 1;
+    }
+
+    b->http = http_server_new(b->base, broker_routes, broker_routes_count, b);
+    if (http_server_listen(b->http, b->conf.http_listen, b->http_address,
+                           sizeof(b->http_address)) != SN_OK) {
+        log_error(json_pack("{s:s,s:s}", "listen", b->conf.http_listen, "error", strerror(errno)),
+                  "cannot listen on http.listen");
+        return 1;
+    }
+    log_info(json_pack("{s:s}", "address", b->http_address), "http listening");
+    if (b->embedded) {
+        char line[320];
+        snprintf(line, sizeof(line), "%s\n", b->http_address);
+        if (embedded_write_file(b->embedded, "http.address", line, 0644) != SN_OK) return 1;
+    }
+
+    const struct store_hooks sh = {on_store_state, b};
+    const char *conninfo = b->embedded ? embedded_conninfo(b->embedded) : b->conf.database_url;
+    b->store = store_new(b->base, conninfo, b->conf.database_reconnect_max_ms, &sh);
+    if (b->embedded) {
+        const struct embedded_hooks eh = {on_pg_ready, on_pg_fatal, b};
+        embedded_start(b->embedded, b->base, &eh);
+    } else {
+        b->store_started = 1;
+        store_start(b->store);
+    }
+    return 0;
+}
+
+static void cleanup(struct broker *b)
+{
+    kafka_free(b->kafka, 1000);
+    kafka_mock_free(b->kafka_mock);
+    store_free(b->store);
+    http_server_free(b->http);
+    embedded_free(b->embedded);
+    for (size_t i = 0; i < SN_ARRAY_LEN(b->signal_evs); i++)
+        if (b->signal_evs[i]) event_free(b->signal_evs[i]);
+    if (b->drain_ev) event_free(b->drain_ev);
+    if (b->deadline_ev) event_free(b->deadline_ev);
+    if (b->base) event_base_free(b->base);
+    conf_free(&b->conf);
+    metrics_reset();
+}
+
+int main(int argc, char **argv)
+{
+    struct broker b;
+    memset(&b, 0, sizeof(b));
+    int code = parse_args(&b, argc, argv);
+    if (code == 0) {
+        log_info(json_pack("{s:s,s:s,s:s}", "version", SN_VERSION, "commit", SN_COMMIT, "mode",
+                           b.embedded_dir ? "embedded" : "external"),
+                 "sn-broker starting");
+        code = start(&b);
+        if (code == 0) {
+            event_base_dispatch(b.base);
+            code = b.exit_code;
+            log_info(json_pack("{s:i}", "exit_code", code), "sn-broker stopped");
+        }
+    }
+    cleanup(&b);
+    return code;
+}

@@ -1,0 +1,59 @@
+/* The operational routes: liveness, readiness and metrics. */
+#include <string.h>
+
+#include "broker.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "store.h"
+
+int broker_ready(const struct broker *b, json_t *checks)
+{
+    int db = b->store && store_get_state(b->store) == STORE_READY;
+    int kafka = b->kafka && kafka_is_up(b->kafka);
+    if (checks) {
+        json_object_set_new(checks, "database",
+                            json_pack("{s:b,s:s}", "ready", db, "detail",
+                                      b->store ? store_detail(b->store) : "stopped"));
+        json_object_set_new(checks, "kafka",
+                            json_pack("{s:b,s:s}", "ready", kafka, "detail",
+                                      b->kafka ? kafka_detail(b->kafka) : "stopped"));
+    }
+    return db && kafka && !b->shutting_down;
+}
+
+static void handle_healthz(struct http_request *r)
+{
+    http_reply_json(r, 200, json_pack("{s:s}", "status", "alive"));
+}
+
+static void handle_readyz(struct http_request *r)
+{
+    struct broker *b = r->app;
+    json_t *checks = json_object();
+    int ready = broker_ready(b, checks);
+    json_t *not_ready = json_array();
+    const char *name;
+    json_t *check;
+    json_object_foreach(checks, name, check) {
+        if (!json_is_true(json_object_get(check, "ready")))
+            json_array_append_new(not_ready, json_string(name));
+    }
+    if (b->shutting_down) json_array_append_new(not_ready, json_string("shutting_down"));
+    json_t *body = json_pack("{s:s,s:o,s:o}", "status", ready ? "ready" : "not ready",
+                             "not_ready", not_ready, "checks", checks);
+    http_reply_json(r, ready ? 200 : 503, body);
+}
+
+static void handle_metrics(struct http_request *r)
+{
+    char *text = metrics_render();
+    http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    free(text);
+}
+
+const struct http_route broker_routes[] = {
+    {"GET", "/healthz", handle_healthz},
+    {"GET", "/readyz", handle_readyz},
+    {"GET", "/metrics", handle_metrics},
+};
+const size_t broker_routes_count = SN_ARRAY_LEN(broker_routes);

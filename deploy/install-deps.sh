@@ -1,0 +1,61 @@
+#!/bin/sh
+# Installs every Debian package sn-broker needs to build, test and run.
+# Idempotent and non-interactive; a quick no-op when everything is present.
+# Usage: deploy/install-deps.sh [--check]   (--check: exit 1 if something is missing, install nothing)
+set -eu
+
+PACKAGES="
+build-essential
+pkg-config
+libevent-dev
+librdkafka-dev
+libjansson-dev
+libssl-dev
+libpq-dev
+libcurl4-openssl-dev
+check
+libsubunit-dev
+postgresql
+postgresql-client
+kcat
+curl
+procps
+python3
+python3-prometheus-client
+"
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        "install ok installed") ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    [ "${1:-}" = "--check" ] || echo "install-deps: all packages present"
+    exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+    echo "install-deps: missing:$missing" >&2
+    exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages:$missing" >&2
+    echo "install-deps: run as root: sudo $0" >&2
+    exit 1
+fi
+
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# The broker runs its own private clusters; do not let the package create and
+# start a system-wide one on port 5432 as a side effect.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    printf 'create_main_cluster = false\n' > /etc/postgresql-common/createcluster.d/sn-broker.conf
+fi
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+echo "install-deps: done"
