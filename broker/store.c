@@ -260,6 +260,7 @@ static void connected(struct store *s)
         return;
     }
     evutil_socket_t fd = PQsocket(s->conn);
+    event_free(s->sock_ev); /* the one-shot event of the connection phase */
     s->sock_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_readable, s);
     s->write_ev = event_new(s->base, fd, EV_WRITE, on_write, s);
     if (!s->sock_ev || !s->write_ev) sn_oom(0);
