@@ -253,8 +253,18 @@ enum sn_err store_query(struct store *s, const char *sql, int nparams, const cha
     return SN_OK;
 }
 
+/* Server notices (e.g. "relation already exists, skipping") would otherwise
+ * go to stderr as raw text, breaking the one-JSON-object-per-line log. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug(json_pack("{s:s}", "component", "postgresql"), "%.*s", (int)strcspn(message, "\n"),
+              message);
+}
+
 static void connected(struct store *s)
 {
+    PQsetNoticeProcessor(s->conn, on_notice, s);
     if (PQsetnonblocking(s->conn, 1) != 0) {
         lost(s, "cannot make the connection non-blocking");
         return;

@@ -11,7 +11,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import BIN, Broker, Session, check, http, live_postgres_in, wait_for
+from harness import BIN, PG_BIN, Broker, Session, check, http, live_postgres_in, wait_for
 
 
 def test_first_start_initdb_ready_within_30s():
@@ -169,24 +169,27 @@ def test_sigkill_leaves_no_orphan_and_next_start_recovers():
 
 
 def test_stale_postmaster_from_earlier_run_is_stopped():
-    """A postgres still running from a killed broker (e.g. SIGKILL while the
-    postmaster ignored its parent-death signal) is stopped at the next start."""
+    """A postgres still running on DIR's cluster when the broker starts (left by
+    a broker that died, still shutting down) is stopped, and the broker runs."""
     b = Broker().start()
     b.wait_ready()
+    check(b.stop() == 0, "first run stops cleanly")
     data = os.path.join(b.pg_root, "data")
-    pid = int(open(os.path.join(data, "postmaster.pid")).readline())
-    # keep postgres alive past the broker's death: SIGSTOP it so the
-    # parent-death SIGINT stays pending, then kill the broker
-    os.kill(pid, signal.SIGSTOP)
-    b.kill9()
-    check(live_postgres_in(b.pg_root), "the stopped postmaster survives the broker")
+    stray = subprocess.Popen(["runuser", "-u", "postgres", "--", PG_BIN + "/postgres", "-D", data,
+                              "-k", b.pg_root, "-c", "listen_addresses="],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    pidfile = os.path.join(data, "postmaster.pid")
+    wait_for(lambda: os.path.exists(pidfile) and "ready" in open(pidfile).read(), 15,
+             "the stray postmaster to be ready")
+    pid = int(open(pidfile).readline())
     b.start()
-    wait_for(lambda: any(l.get("msg", "").startswith("stopping a postgres left running")
-                         for l in b.logs()), 20, "the new broker to find the old postmaster")
-    os.kill(pid, signal.SIGCONT)  # now it can act on the signals it was sent
     b.wait_ready(30)
-    check(not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split(") ")[1][0] == "Z",
-          "the old postmaster is gone")
+    check(any(l.get("msg", "").startswith("stopping a postgres left running") for l in b.logs()),
+          "the broker says it stopped the stray postmaster", None, [l.get("msg") for l in b.logs()][:6])
+    check(stray.wait(10) == 0 and not os.path.exists("/proc/%d/cwd" % pid),
+          "the stray postmaster has exited")
+    check(int(open(pidfile).readline()) != pid, "the broker runs its own postmaster")
     check(b.stop() == 0, "clean stop after recovering")
 
 

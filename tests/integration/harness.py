@@ -19,6 +19,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SN_BROKER_BIN") or os.path.join(ROOT, "build", "bin", "sn-broker")
 SNCTL = os.environ.get("SN_SNCTL_BIN") or os.path.join(os.path.dirname(BIN), "snctl")
+PG_BIN = (sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                 key=lambda p: int(p.split("/")[4])) or ["/usr/lib/postgresql/15/bin/postgres"])[-1].rsplit("/", 1)[0]
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "SUMMARY: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
 
