@@ -11,7 +11,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import BIN, PG_BIN, Broker, Session, check, http, live_postgres_in, wait_for
+from harness import BIN, PG_BIN, ROOT, SNCTL, Broker, Session, check, http, live_postgres_in, wait_for
 
 
 def test_first_start_initdb_ready_within_30s():
@@ -253,6 +253,39 @@ def test_data_dir_under_a_directory_postgres_cannot_enter():
     b.start()
     b.wait_ready(10)
     check(b.psql("SELECT count(*) FROM schema_migrations") != "0", "the relocated cluster is reused")
+
+
+def test_example_config_loads_and_env_overrides_it():
+    example = os.path.join(ROOT, "deploy", "sn-broker.conf.example")
+    # the example names a Kafka and a database that are not here; embedded mode
+    # ignores database.url, and the environment points Kafka at nothing: the
+    # point is that every key in the example is accepted
+    b = Broker(args=["--config", example], env={"SN_HTTP_LISTEN": "127.0.0.1:0",
+                                                "SN_KAFKA_BOOTSTRAP_SERVERS": ""}).start()
+    b.wait_ready()
+    check(b.address != "127.0.0.1:8080", "SN_HTTP_LISTEN overrides the file's http.listen",
+          "an ephemeral port", b.address)
+
+
+def test_snctl_ready_and_metrics():
+    b = Broker().start()
+    b.wait_ready()
+    token_file = os.path.join(b.dir, "admin.token")
+    r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token-file", token_file, "ready"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and r.stdout.startswith("ready"), "snctl ready on a ready broker",
+          0, (r.returncode, r.stdout, r.stderr))
+    check("database" in r.stdout and "kafka" in r.stdout, "snctl lists each check", None, r.stdout)
+    r = subprocess.run([SNCTL, "metrics"], env=dict(os.environ, SN_URL="http://" + b.address),
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and "sn_database_up 1" in r.stdout, "snctl metrics (SN_URL)", None, r.stdout[:300])
+    r = subprocess.run([SNCTL, "--url", "http://127.0.0.1:1", "ready"], capture_output=True,
+                       text=True, timeout=30)
+    check(r.returncode == 1 and "127.0.0.1:1" in r.stderr, "snctl on an unreachable broker exits 1",
+          1, (r.returncode, r.stderr))
+    r = subprocess.run([SNCTL, "frobnicate"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 2 and "unknown command" in r.stderr, "snctl unknown command exits 2",
+          2, (r.returncode, r.stderr))
 
 
 def test_second_broker_on_same_dir_is_refused():

@@ -99,8 +99,9 @@ class Session:
                 b.wait_ready(60)
                 code = b.stop()
                 check(code == 0, "template broker stopped cleanly", 0, code)
-                reports = b.sanitizer_reports()
-                check(not reports, "no sanitizer report from the template broker", [], reports)
+                reports = b.problems()
+                check(not reports, "no sanitizer report or bad log line from the template broker",
+                      [], reports)
             finally:
                 b.cleanup(remove=False)
             cls.template = os.path.join(b.dir, "pg")
@@ -267,7 +268,9 @@ class Broker:
         self.proc.kill()
         self.proc.wait(10)
 
-    def sanitizer_reports(self):
+    def problems(self):
+        """Sanitizer reports, and stderr lines that are not one JSON object
+        (the log format is one JSON object per line)."""
         reports = []
         for path in glob.glob(os.path.join(self.dir, "stderr.*.log")):
             with open(path, "rb") as f:
@@ -277,6 +280,15 @@ class Broker:
                 if i >= 0:
                     reports.append("%s: %s" % (os.path.basename(path), text[max(0, i - 200):i + 1500]))
                     break
+            else:
+                for line in text.splitlines():
+                    try:
+                        ok = isinstance(json.loads(line), dict)
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        reports.append("%s: not a JSON log line: %r" % (os.path.basename(path), line[:300]))
+                        break
         return reports
 
     def cleanup(self, remove=True):
@@ -303,9 +315,9 @@ class Broker:
 
 
 def cleanup_all():
-    """Tears down every broker a test started; returns their sanitizer reports."""
+    """Tears down every broker a test started; returns their problems()."""
     reports = []
     for b in list(_live):
-        reports.extend(b.sanitizer_reports())
+        reports.extend(b.problems())
         b.cleanup()
     return reports

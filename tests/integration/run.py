@@ -66,7 +66,7 @@ def main():
                     signal.alarm(0)
                     reports = harness.cleanup_all()
                 if reports and not error:
-                    error = "sanitizer report:\n" + "\n".join(reports)
+                    error = "broker problems:\n" + "\n".join(reports)
                 secs = time.monotonic() - started
                 if error:
                     failed += 1
