@@ -21,7 +21,7 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iinclude -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
-BROKER_MODULES = main conf log http routes metrics store kafka embedded token
+BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
@@ -36,7 +36,7 @@ store_DEPS    = store log metrics gen/migrations
 kafka_DEPS    = kafka log metrics
 embedded_DEPS = embedded log token store metrics conf gen/migrations
 
-BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl
+BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-simulate $(BUILD)/bin/schema_check
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
 
 .PHONY: all deps run test test-unit test-integration asan clean format lint
@@ -64,6 +64,10 @@ $(BUILD)/bin/sn-broker: $(BROKER_OBJS)
 $(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o
 	@mkdir -p $(dir $@)
 	@echo "  CC  $$@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/sn-simulate: $(BUILD)/obj/clients/sn-simulate.o
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 define unit_test_rule
 $(BUILD)/tests/$(1)_test: $(BUILD)/obj/tests/unit/$(1)_test.o $$(patsubst %,$(BUILD)/obj/%.o,$$(patsubst gen/%,gen/%,$$(addprefix broker/,$$(filter-out gen/%,$$($(1)_DEPS))) $$(filter gen/%,$$($(1)_DEPS))))
@@ -102,3 +106,8 @@ lint:
 
 clean:
 	rm -rf build
+
+# Test tools: small programs over broker modules, used by integration tests.
+$(BUILD)/bin/schema_check: $(BUILD)/obj/tests/tools/schema_check.o $(BUILD)/obj/broker/schema.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
