@@ -21,7 +21,8 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iinclude -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
-BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema
+BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
+	ingest ingest_http auth tokens_http
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 

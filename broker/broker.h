@@ -5,8 +5,10 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "http.h"
+#include "schema.h"
 
 struct broker {
     struct conf conf;
@@ -17,6 +19,9 @@ struct broker {
     struct kafka *kafka;
     struct kafka_mock *kafka_mock;
     struct embedded *embedded;
+    struct schema_set *schemas;
+    struct auth *auth;
+    struct ingest *ingest;
     char http_address[300];
     char kafka_bootstrap[1024];
     int store_started;
@@ -33,6 +38,17 @@ struct broker {
 /* The route table of the HTTP API. */
 extern const struct http_route broker_routes[];
 extern const size_t broker_routes_count;
+
+/* Authenticates the request's bearer token; on failure replies (401, or 503
+ * before the token cache is loaded) and returns 0. */
+int broker_authenticate_or_reply(struct http_request *r, struct identity *who);
+
+/* Route handlers (ingest_http.c, tokens_http.c). */
+void ingest_http_post_events(struct http_request *r);
+void ingest_http_get_review(struct http_request *r);
+void tokens_http_create(struct http_request *r);
+void tokens_http_list(struct http_request *r);
+void tokens_http_revoke(struct http_request *r);
 
 /* 1 when every dependency is ready; fills checks (if not NULL) with one
  * object per dependency: {"ready": bool, "detail": text}. */

@@ -8,7 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum conf_type { CONF_STRING, CONF_INT, CONF_DURATION, CONF_CHOICE, CONF_ADDRESS, CONF_CONNINFO };
+enum conf_type {
+    CONF_STRING,
+    CONF_INT,
+    CONF_DURATION,
+    CONF_SIZE,
+    CONF_CHOICE,
+    CONF_ADDRESS,
+    CONF_CONNINFO
+};
 
 struct conf_key {
     const char *section;
@@ -26,6 +34,11 @@ struct conf_key {
 static const struct conf_key conf_keys[] = {
     {"http", "listen", CONF_ADDRESS, FIELD(http_listen), "127.0.0.1:8080", 0, 0, {NULL},
      "address of the HTTP API, host:port; port 0 picks a free port"},
+    {"http", "max_body_size", CONF_SIZE, FIELD(http_max_body_size), "1MiB", 1024,
+     1024LL * 1024 * 1024, {NULL}, "largest request body accepted (larger: 413)"},
+    {"schemas", "dir", CONF_STRING, FIELD(schemas_dir), "", 0, 0, {NULL},
+     "directory of the JSON Schemas and vocabulary; empty: the schemas/ beside the binary's "
+     "source tree, then /usr/share/sn-broker/schemas"},
     {"database", "url", CONF_CONNINFO, FIELD(database_url), "", 0, 0, {NULL},
      "libpq connection string or URI; required unless --embedded"},
     {"database", "reconnect_max", CONF_DURATION, FIELD(database_reconnect_max_ms), "30s", 100,
@@ -90,6 +103,27 @@ int conf_parse_duration(const char *text, int64_t *ms)
     return -1;
 }
 
+int conf_parse_size(const char *text, int64_t *bytes)
+{
+    static const struct {
+        const char *suffix;
+        int64_t bytes;
+    } units[] = {{"", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024LL * 1024 * 1024}};
+    char *end;
+    if (!isdigit((unsigned char)text[0])) return -1;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno || end == text) return -1;
+    for (size_t i = 0; i < SN_ARRAY_LEN(units); i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n > INT64_MAX / units[i].bytes) return -1;
+            *bytes = n * units[i].bytes;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int conf_parse_address(const char *text, char *host, size_t hostlen, int *port)
 {
     const char *colon;
@@ -127,6 +161,10 @@ static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
         snprintf(buf, len, "a duration such as 500ms, 5s, 10m, 12h, 90d, 26w, from %lldms to %lldms",
                  (long long)k->min, (long long)k->max);
         break;
+    case CONF_SIZE:
+        snprintf(buf, len, "a size in bytes, or with KiB, MiB or GiB, from %lld to %lld bytes",
+                 (long long)k->min, (long long)k->max);
+        break;
     case CONF_CHOICE: {
         size_t off = (size_t)snprintf(buf, len, "one of");
         for (int i = 0; k->choices[i] && off < len; i++)
@@ -146,14 +184,15 @@ static enum sn_err set_key(struct conf *conf, const struct conf_key *k, const ch
 {
     char allowed[256];
     describe_allowed(k, allowed, sizeof(allowed));
-    if (k->type == CONF_INT || k->type == CONF_DURATION) {
+    if (k->type == CONF_INT || k->type == CONF_DURATION || k->type == CONF_SIZE) {
         int64_t v;
         char *end;
         if (k->type == CONF_INT) {
             errno = 0;
             v = strtoll(value, &end, 10);
             if (errno || end == value || *end) v = k->min - 1;
-        } else if (conf_parse_duration(value, &v) != 0) {
+        } else if ((k->type == CONF_DURATION ? conf_parse_duration(value, &v)
+                                              : conf_parse_size(value, &v)) != 0) {
             v = k->min - 1;
         }
         if (v < k->min || v > k->max) {

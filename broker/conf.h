@@ -11,6 +11,8 @@
 
 struct conf {
     char *http_listen;
+    int64_t http_max_body_size;
+    char *schemas_dir;
     char *database_url;
     int64_t database_reconnect_max_ms;
     char *kafka_bootstrap_servers;
@@ -42,6 +44,8 @@ void conf_print_keys(FILE *out);
 /* "250ms", "5s", "10m", "12h", "90d", "26w" -> milliseconds. Returns 0, or -1
  * when the text is not a duration. */
 int conf_parse_duration(const char *text, int64_t *ms);
+/* "1048576", "512KiB", "1MiB", "1GiB" -> bytes. Returns 0 or -1. */
+int conf_parse_size(const char *text, int64_t *bytes);
 /* "host:port" or "[v6]:port" -> parts. host must hold 256 bytes. Returns 0 or -1. */
 int conf_parse_address(const char *text, char *host, size_t hostlen, int *port);
 

@@ -204,7 +204,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
-                                    size_t nroutes, void *app)
+                                    size_t nroutes, size_t max_body_size, void *app)
 {
     struct http_server *s = xcalloc(1, sizeof(*s));
     s->base = base;
@@ -217,6 +217,9 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_timeout(s->http, 60);
+    /* bodies up to 4 times the limit are read and refused with a problem
+     * document; past that libevent refuses them itself */
+    evhttp_set_max_body_size(s->http, max_body_size * 4);
     evhttp_set_gencb(s->http, dispatch, s);
     metrics_register("sn_http_requests_total", METRIC_COUNTER,
                      "HTTP requests answered, by route, method and status code");

@@ -36,7 +36,7 @@ struct http_request {
 
 /* routes must outlive the server. */
 struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
-                                    size_t nroutes, void *app);
+                                    size_t nroutes, size_t max_body_size, void *app);
 /* Binds address ("host:port"; port 0 picks one) and writes the address actually
  * bound as host:port into bound. */
 enum sn_err http_server_listen(struct http_server *s, const char *address, char *bound,

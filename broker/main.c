@@ -1,5 +1,7 @@
 /* Start-up and shutdown order, signals, the event loop. */
 #include <errno.h>
+#include <limits.h>
+#include <libgen.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,7 +10,9 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "auth.h"
 #include "embedded.h"
+#include "ingest.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -60,8 +64,13 @@ static void finish_shutdown(struct broker *b)
     b->kafka = NULL;
     kafka_mock_free(b->kafka_mock);
     b->kafka_mock = NULL;
+    /* the store answers what is in flight before its users go */
     store_free(b->store);
     b->store = NULL;
+    ingest_free(b->ingest);
+    b->ingest = NULL;
+    auth_free(b->auth);
+    b->auth = NULL;
     if (b->embedded) embedded_stop(b->embedded, on_loop_done, b);
     else on_loop_done(b);
 }
@@ -162,7 +171,17 @@ static void on_store_state(struct store *s, enum store_state state, void *arg)
     if (state != STORE_READY) return;
     if (b->embedded && !b->admin_token_ready)
         embedded_ensure_admin_token(b->embedded, b->store, on_admin_token, b);
+    /* queued after the admin token's insert: the cache sees it */
+    auth_reload(b->auth);
     announce_if_ready(b);
+}
+
+static void on_store_notify(struct store *s, const char *channel, const char *payload, void *arg)
+{
+    struct broker *b = arg;
+    (void)s;
+    (void)payload;
+    if (strcmp(channel, AUTH_CHANNEL) == 0) auth_reload(b->auth);
 }
 
 static void on_kafka_state(struct kafka *k, int up, void *arg)
@@ -238,11 +257,60 @@ static int parse_args(struct broker *b, int argc, char **argv)
     return 0;
 }
 
+/* schemas.dir, else the schemas/ of the source tree the binary was built in
+ * (build/bin, build/asan/bin), else the installed copy. */
+static void find_schemas_dir(const struct conf *conf, char *out, size_t len)
+{
+    if (conf->schemas_dir[0]) {
+        snprintf(out, len, "%s", conf->schemas_dir);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        static const char *const up[] = {"/../../schemas", "/../../../schemas", "/../share/sn-broker/schemas"};
+        for (size_t i = 0; i < SN_ARRAY_LEN(up); i++) {
+            char probe[PATH_MAX + 64];
+            snprintf(probe, sizeof(probe), "%s%s/cloudevent.v1.json", dir, up[i]);
+            if (access(probe, R_OK) == 0) {
+                snprintf(out, len, "%s%s", dir, up[i]);
+                return;
+            }
+        }
+    }
+    snprintf(out, len, "/usr/share/sn-broker/schemas");
+}
+
+static int load_schemas(struct broker *b)
+{
+    static const char *const required[] = {"cloudevent.v1.json", "review-completed.v1.json",
+                                           "token-request.v1.json"};
+    char dir[PATH_MAX + 64], err[1024];
+    find_schemas_dir(&b->conf, dir, sizeof(dir));
+    if (schema_set_load(dir, &b->schemas, err, sizeof(err)) != SN_OK) {
+        log_error(json_pack("{s:s,s:i}", "dir", dir, "exit_code", 2), "schemas: %s", err);
+        return 2;
+    }
+    for (size_t i = 0; i < SN_ARRAY_LEN(required); i++) {
+        if (!schema_set_has(b->schemas, required[i])) {
+            log_error(json_pack("{s:s,s:i}", "dir", dir, "exit_code", 2),
+                      "schemas: %s is missing (schemas.dir)", required[i]);
+            return 2;
+        }
+    }
+    log_info(json_pack("{s:s}", "dir", dir), "schemas loaded");
+    return 0;
+}
+
 /* Everything up to the event loop; returns an exit code, 0 to run. */
 static int start(struct broker *b)
 {
     char err[1024];
     enum sn_err rc;
+    int code = load_schemas(b);
+    if (code) return code;
     if (b->embedded_dir) {
         /* before any thread exists: it forks to check the directory */
         rc = embedded_open(b->embedded_dir, &b->conf, &b->embedded, err, sizeof(err));
@@ -291,7 +359,8 @@ static int start(struct broker *b)
         return 1;
     }
 
-    b->http = http_server_new(b->base, broker_routes, broker_routes_count, b);
+    b->http = http_server_new(b->base, broker_routes, broker_routes_count,
+                              (size_t)b->conf.http_max_body_size, b);
     if (http_server_listen(b->http, b->conf.http_listen, b->http_address,
                            sizeof(b->http_address)) != SN_OK) {
         log_error(json_pack("{s:s,s:s}", "listen", b->conf.http_listen, "error", strerror(errno)),
@@ -305,9 +374,12 @@ static int start(struct broker *b)
         if (embedded_write_file(b->embedded, "http.address", line, 0644) != SN_OK) return 1;
     }
 
-    const struct store_hooks sh = {on_store_state, b};
+    const struct store_hooks sh = {on_store_state, on_store_notify, b};
     const char *conninfo = b->embedded ? embedded_conninfo(b->embedded) : b->conf.database_url;
     b->store = store_new(b->base, conninfo, b->conf.database_reconnect_max_ms, &sh);
+    store_listen(b->store, AUTH_CHANNEL);
+    b->auth = auth_new(b->store);
+    b->ingest = ingest_new(b->store);
     if (b->embedded) {
         const struct embedded_hooks eh = {on_pg_ready, on_pg_fatal, b};
         embedded_start(b->embedded, b->base, &eh);
@@ -323,7 +395,10 @@ static void cleanup(struct broker *b)
     kafka_free(b->kafka, 1000);
     kafka_mock_free(b->kafka_mock);
     store_free(b->store);
+    ingest_free(b->ingest);
+    auth_free(b->auth);
     http_server_free(b->http);
+    schema_set_free(b->schemas);
     embedded_free(b->embedded);
     for (size_t i = 0; i < SN_ARRAY_LEN(b->signal_evs); i++)
         if (b->signal_evs[i]) event_free(b->signal_evs[i]);

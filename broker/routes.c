@@ -1,4 +1,5 @@
 /* The operational routes: liveness, readiness and metrics. */
+#include <event2/keyvalq_struct.h>
 #include <string.h>
 
 #include "broker.h"
@@ -19,6 +20,30 @@ int broker_ready(const struct broker *b, json_t *checks)
                                       b->kafka ? kafka_detail(b->kafka) : "stopped"));
     }
     return db && kafka && !b->shutting_down;
+}
+
+int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
+{
+    struct broker *b = r->app;
+    const char *header =
+        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    switch (auth_check(b->auth, header, who)) {
+    case AUTH_OK: return 1;
+    case AUTH_UNAVAILABLE:
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+        http_reply_problem(r, 503, "Service Unavailable", "tokens are not loaded yet", NULL);
+        return 0;
+    case AUTH_MISSING:
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                          "Bearer realm=\"sn-broker\"");
+        http_reply_problem(r, 401, "Unauthorized", "send Authorization: Bearer <token>", NULL);
+        return 0;
+    case AUTH_INVALID: break;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                      "Bearer realm=\"sn-broker\", error=\"invalid_token\"");
+    http_reply_problem(r, 401, "Unauthorized", "the token is unknown or revoked", NULL);
+    return 0;
 }
 
 static void handle_healthz(struct http_request *r)
@@ -55,5 +80,10 @@ const struct http_route broker_routes[] = {
     {"GET", "/healthz", handle_healthz},
     {"GET", "/readyz", handle_readyz},
     {"GET", "/metrics", handle_metrics},
+    {"POST", "/v1/events", ingest_http_post_events},
+    {"GET", "/v1/reviews/{jurisdiction}/{review_id}", ingest_http_get_review},
+    {"POST", "/v1/tokens", tokens_http_create},
+    {"GET", "/v1/tokens", tokens_http_list},
+    {"DELETE", "/v1/tokens/{id}", tokens_http_revoke},
 };
 const size_t broker_routes_count = SN_ARRAY_LEN(broker_routes);

@@ -39,6 +39,8 @@ struct store {
     size_t next_migration;
     unsigned char *applied;
     char migration_error[512];
+    char *channels[8];
+    int nchannels;
 };
 
 static void send_next(struct store *s);
@@ -177,7 +179,10 @@ static void process_results(struct store *s)
         }
     }
     PGnotify *n;
-    while (s->conn && (n = PQnotifies(s->conn)) != NULL) PQfreemem(n);
+    while (s->conn && (n = PQnotifies(s->conn)) != NULL) {
+        if (s->hooks.on_notify) s->hooks.on_notify(s, n->relname, n->extra, s->hooks.arg);
+        PQfreemem(n);
+    }
     if (s->conn && PQstatus(s->conn) == CONNECTION_BAD) {
         lost(s, "connection lost");
         return;
@@ -371,6 +376,18 @@ static void migration_failed(struct store *s, const char *what, const PGresult *
 
 static void migrate_next(struct store *s);
 
+static void migrate_listening(PGresult *res, void *arg)
+{
+    struct store *s = arg;
+    if (!res) return;
+    if (store_failed(res)) {
+        migration_failed(s, "cannot LISTEN", res);
+        return;
+    }
+    set_detail(s, "ready", NULL);
+    set_state(s, STORE_READY);
+}
+
 static void migrate_unlocked(PGresult *res, void *arg)
 {
     struct store *s = arg;
@@ -379,8 +396,14 @@ static void migrate_unlocked(PGresult *res, void *arg)
         migration_failed(s, "cannot release the migration lock", res);
         return;
     }
-    set_detail(s, "ready", NULL);
-    set_state(s, STORE_READY);
+    /* LISTEN before reporting ready, so no notification is missed between
+     * the first query of a listener and its LISTEN */
+    for (int i = 0; i < s->nchannels; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "LISTEN %s", s->channels[i]);
+        enqueue(s, sql, 0, NULL, i == s->nchannels - 1 ? migrate_listening : NULL, s);
+    }
+    if (s->nchannels == 0) migrate_listening(res, s);
 }
 
 static void migrate_step_done(PGresult *res, void *arg)
@@ -514,6 +537,17 @@ void store_start(struct store *s)
     connect_begin(s);
 }
 
+void store_listen(struct store *s, const char *channel)
+{
+    if (s->nchannels == (int)SN_ARRAY_LEN(s->channels)) abort();
+    s->channels[s->nchannels++] = xstrdup(channel);
+    if (s->state == STORE_READY) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+        enqueue(s, sql, 0, NULL, NULL, NULL);
+    }
+}
+
 void store_reconnect_now(struct store *s)
 {
     if (s->state != STORE_DISCONNECTED || !evtimer_pending(s->retry_ev, NULL)) return;
@@ -540,6 +574,7 @@ void store_free(struct store *s)
     close_conn(s);
     event_free(s->retry_ev);
     event_free(s->ping_ev);
+    for (int i = 0; i < s->nchannels; i++) free(s->channels[i]);
     free(s->applied);
     free(s->conninfo);
     free(s);

@@ -23,6 +23,8 @@ struct store;
 
 struct store_hooks {
     void (*on_state)(struct store *s, enum store_state state, void *arg);
+    /* A NOTIFY on a channel given to store_listen(). */
+    void (*on_notify)(struct store *s, const char *channel, const char *payload, void *arg);
     void *arg;
 };
 
@@ -50,6 +52,9 @@ void store_start(struct store *s);
  * (and does not call cb) unless the store is ready. params are copied. */
 enum sn_err store_query(struct store *s, const char *sql, int nparams, const char *const *params,
                         store_result_fn cb, void *arg);
+/* LISTENs on channel now and after every reconnect (before the store reports
+ * ready again). channel must be a plain identifier. */
+void store_listen(struct store *s, const char *channel);
 /* Reconnects at once if the store is waiting to retry (the server is known to
  * be back, e.g. the embedded postgres restarted). */
 void store_reconnect_now(struct store *s);

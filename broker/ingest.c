@@ -1,0 +1,250 @@
+#include "ingest.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "facts.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+#define ENVELOPE_SCHEMA "cloudevent.v1.json"
+#define REVIEW_SCHEMA   "review-completed.v1.json"
+#define SOURCE_PREFIX   "urn:npcs:jurisdiction:"
+
+struct pending {
+    struct ingest_event *ev;
+    const char *channel;
+    ingest_done_fn done;
+    void *arg;
+    struct pending *next;
+};
+
+struct ingest {
+    struct store *store;
+    struct pending *head, **tail;
+    size_t waiting;
+    struct pending *batch; /* in flight */
+    size_t batch_len;
+};
+
+const char *ingest_outcome_name(enum ingest_outcome outcome)
+{
+    static const char *const names[] = {"accepted", "duplicate", "conflict", "unavailable"};
+    return names[outcome];
+}
+
+void ingest_event_free(struct ingest_event *ev)
+{
+    if (!ev) return;
+    json_decref(ev->envelope);
+    json_decref(ev->facts);
+    free(ev);
+}
+
+void ingest_problem_clear(struct ingest_problem *problem)
+{
+    json_decref(problem->errors);
+    problem->errors = NULL;
+}
+
+static void set_problem(struct ingest_problem *p, int status, const char *title, json_t *errors)
+{
+    p->status = status;
+    p->title = title;
+    p->errors = errors;
+    json_t *first = json_array_get(errors, 0);
+    snprintf(p->detail, sizeof(p->detail), "%zu violation%s; first: %s %s", json_array_size(errors),
+             json_array_size(errors) == 1 ? "" : "s",
+             json_string_value(json_object_get(first, "pointer")),
+             json_string_value(json_object_get(first, "message")));
+}
+
+static void copy_string(char *dst, size_t len, const json_t *v)
+{
+    snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+int ingest_parse(const struct schema_set *schemas, const json_t *envelope,
+                 struct ingest_event **out, struct ingest_problem *problem)
+{
+    memset(problem, 0, sizeof(*problem));
+    json_t *errors = json_array();
+    if (!json_is_object(envelope)) {
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "pointer", "", "message",
+                                                "a CloudEvent must be a JSON object"));
+        set_problem(problem, 400, "Malformed CloudEvents envelope", errors);
+        return -1;
+    }
+    if (schema_validate(schemas, ENVELOPE_SCHEMA, envelope, "", errors) > 0) {
+        set_problem(problem, 400, "Malformed CloudEvents envelope", errors);
+        return -1;
+    }
+    const json_t *data = json_object_get(envelope, "data");
+    if (schema_validate(schemas, REVIEW_SCHEMA, data, "/data", errors) > 0) {
+        set_problem(problem, 422, "Review does not match the schema", errors);
+        return -1;
+    }
+    const char *source = json_string_value(json_object_get(envelope, "source"));
+    const char *jurisdiction = json_string_value(json_object_get(data, "jurisdiction"));
+    if (strcmp(source + strlen(SOURCE_PREFIX), jurisdiction) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "must be %s, the jurisdiction of source %s",
+                 source + strlen(SOURCE_PREFIX), source);
+        json_array_append_new(errors,
+                              json_pack("{s:s,s:s}", "pointer", "/data/jurisdiction", "message", msg));
+        set_problem(problem, 422, "Review does not match its source", errors);
+        return -1;
+    }
+    json_decref(errors);
+
+    struct ingest_event *ev = xcalloc(1, sizeof(*ev));
+    /* the hash covers what the event says, not how it was carried: binary and
+     * structured mode of the same event are the same content */
+    json_t *canonical = json_deep_copy(envelope);
+    json_object_del(canonical, "datacontenttype");
+    char *text = json_dumps(canonical, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) sn_oom(0);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), digest);
+    free(text);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(ev->hash + 2 * i, 3, "%02x", digest[i]);
+    json_object_set_new(canonical, "datacontenttype", json_string("application/json"));
+    ev->envelope = canonical;
+    ev->facts = facts_from_review(data);
+    copy_string(ev->source, sizeof(ev->source), json_object_get(envelope, "source"));
+    copy_string(ev->id, sizeof(ev->id), json_object_get(envelope, "id"));
+    copy_string(ev->jurisdiction, sizeof(ev->jurisdiction), json_object_get(data, "jurisdiction"));
+    copy_string(ev->review_id, sizeof(ev->review_id), json_object_get(data, "review_id"));
+    copy_string(ev->finalized_at, sizeof(ev->finalized_at), json_object_get(data, "finalized_at"));
+    *out = ev;
+    return 0;
+}
+
+struct ingest *ingest_new(struct store *store)
+{
+    struct ingest *ing = xcalloc(1, sizeof(*ing));
+    ing->store = store;
+    ing->tail = &ing->head;
+    metrics_register("sn_ingest_events_total", METRIC_COUNTER,
+                     "Events handed to storage, by channel and outcome");
+    metrics_register("sn_ingest_transactions_total", METRIC_COUNTER,
+                     "Group-commit transactions (each stores every event that waited for it)");
+    return ing;
+}
+
+static void finish(struct pending *p, enum ingest_outcome outcome)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "channel=\"%s\",outcome=\"%s\"", p->channel,
+             ingest_outcome_name(outcome));
+    metrics_counter_add("sn_ingest_events_total", labels, 1);
+    p->done(outcome, p->arg);
+    ingest_event_free(p->ev);
+    free(p);
+}
+
+static void flush(struct ingest *ing);
+
+static void batch_done(PGresult *res, void *arg)
+{
+    struct ingest *ing = arg;
+    struct pending *list = ing->batch;
+    size_t n = ing->batch_len;
+    ing->batch = NULL;
+    ing->batch_len = 0;
+
+    enum ingest_outcome *outcomes = xcalloc(n, sizeof(*outcomes));
+    for (size_t i = 0; i < n; i++) outcomes[i] = INGEST_UNAVAILABLE;
+    if (res && !store_failed(res)) {
+        metrics_counter_add("sn_ingest_transactions_total", "", 1);
+        for (int row = 0; row < PQntuples(res); row++) {
+            long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
+            const char *outcome = PQgetvalue(res, row, 1);
+            if (idx < 0 || (size_t)idx >= n) continue;
+            outcomes[idx] = strcmp(outcome, "accepted") == 0    ? INGEST_ACCEPTED
+                            : strcmp(outcome, "duplicate") == 0 ? INGEST_DUPLICATE
+                                                                : INGEST_CONFLICT;
+        }
+    } else if (res) {
+        log_error(json_pack("{s:s,s:I}", "error", PQresultErrorMessage(res), "events", (json_int_t)n),
+                  "storing a batch of events failed");
+    }
+    for (size_t i = 0; list; i++) {
+        struct pending *p = list;
+        list = p->next;
+        finish(p, outcomes[i]);
+    }
+    free(outcomes);
+    flush(ing);
+}
+
+static void flush(struct ingest *ing)
+{
+    if (ing->batch || !ing->head) return;
+    /* take up to INGEST_MAX_BATCH waiting events */
+    struct pending *batch = ing->head, **cut = &ing->head;
+    size_t n = 0;
+    while (*cut && n < INGEST_MAX_BATCH) {
+        cut = &(*cut)->next;
+        n++;
+    }
+    ing->head = *cut;
+    *cut = NULL;
+    if (!ing->head) ing->tail = &ing->head;
+    ing->waiting -= n;
+
+    json_t *items = json_array();
+    for (struct pending *p = batch; p; p = p->next) {
+        struct ingest_event *ev = p->ev;
+        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:O,s:s,s:s,s:s,s:O}", "source",
+                                               ev->source, "id", ev->id, "hash", ev->hash,
+                                               "channel", p->channel, "envelope", ev->envelope,
+                                               "jurisdiction", ev->jurisdiction, "review_id",
+                                               ev->review_id, "finalized_at", ev->finalized_at,
+                                               "facts", ev->facts));
+    }
+    char *text = json_dumps(items, JSON_COMPACT);
+    json_decref(items);
+    if (!text) sn_oom(0);
+    const char *params[] = {text};
+    ing->batch = batch;
+    ing->batch_len = n;
+    enum sn_err rc = store_query(ing->store, "SELECT idx, outcome FROM ingest_batch($1::jsonb)", 1,
+                                 params, batch_done, ing);
+    free(text);
+    if (rc != SN_OK) batch_done(NULL, ing);
+}
+
+void ingest_submit(struct ingest *ing, struct ingest_event *ev, const char *channel,
+                   ingest_done_fn done, void *arg)
+{
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->ev = ev;
+    p->channel = channel;
+    p->done = done;
+    p->arg = arg;
+    *ing->tail = p;
+    ing->tail = &p->next;
+    ing->waiting++;
+    flush(ing);
+}
+
+size_t ingest_pending(const struct ingest *ing)
+{
+    return ing->waiting + ing->batch_len;
+}
+
+void ingest_free(struct ingest *ing)
+{
+    if (!ing) return;
+    while (ing->head) {
+        struct pending *p = ing->head;
+        ing->head = p->next;
+        finish(p, INGEST_UNAVAILABLE);
+    }
+    /* a batch in flight is answered by the store (freed before us) */
+    free(ing);
+}

@@ -1,0 +1,62 @@
+/* From a CloudEvent to a stored review, for every channel: validation against
+ * the schemas (envelope, then data), normalisation to structured mode, the
+ * content hash that tells a duplicate from a conflict, the facts, and group
+ * commit: events that arrive while a transaction is in flight are stored
+ * together in the next one. */
+#ifndef SN_INGEST_H
+#define SN_INGEST_H
+
+#include <jansson.h>
+
+#include "schema.h"
+#include "sn.h"
+
+#define INGEST_MAX_BATCH 1000
+
+struct store;
+struct ingest;
+
+struct ingest_event {
+    json_t *envelope; /* structured mode, datacontenttype application/json */
+    json_t *facts;
+    char source[160];
+    char id[160];
+    char jurisdiction[64];
+    char review_id[80];
+    char finalized_at[64];
+    char hash[65]; /* SHA-256 of the canonical envelope */
+};
+
+/* Why an event was refused: status 400 (envelope) or 422 (data), with every
+ * violation as {"pointer", "message"} in errors. */
+struct ingest_problem {
+    int status;
+    const char *title;
+    char detail[512];
+    json_t *errors;
+};
+
+enum ingest_outcome { INGEST_ACCEPTED, INGEST_DUPLICATE, INGEST_CONFLICT, INGEST_UNAVAILABLE };
+
+typedef void (*ingest_done_fn)(enum ingest_outcome outcome, void *arg);
+
+/* Validates a structured-mode envelope. Returns 0 with *out (the caller frees
+ * it with ingest_event_free) or -1 with problem filled (clear it with
+ * ingest_problem_clear). */
+int ingest_parse(const struct schema_set *schemas, const json_t *envelope,
+                 struct ingest_event **out, struct ingest_problem *problem);
+void ingest_event_free(struct ingest_event *ev);
+void ingest_problem_clear(struct ingest_problem *problem);
+const char *ingest_outcome_name(enum ingest_outcome outcome);
+
+struct ingest *ingest_new(struct store *store);
+/* Takes ev. done is called once, after the transaction that holds the event
+ * committed (or failed: INGEST_UNAVAILABLE, when nothing may be assumed). */
+void ingest_submit(struct ingest *ing, struct ingest_event *ev, const char *channel,
+                   ingest_done_fn done, void *arg);
+/* Events waiting or in flight. */
+size_t ingest_pending(const struct ingest *ing);
+/* Pending events get INGEST_UNAVAILABLE. */
+void ingest_free(struct ingest *ing);
+
+#endif
