@@ -30,6 +30,11 @@ static void usage(FILE *out)
             "  ready     show the broker's readiness (GET /readyz): each dependency and its\n"
             "            state; exit status 0 when ready, 1 when not\n"
             "  metrics   print the Prometheus metrics (GET /metrics)\n"
+            "  token create --role emitter|subscriber|admin [--jurisdiction CODE] [--name TEXT]\n"
+            "            create an API token (admin); the token alone is printed on the first\n"
+            "            line, once: only its SHA-256 is stored\n"
+            "  token list       list tokens (never the tokens themselves)\n"
+            "  token revoke ID  revoke a token; it stops working at once in every process\n"
             "\n"
             "Options:\n"
             "  --url URL          broker base URL (env SN_URL, default http://127.0.0.1:8080)\n"
@@ -53,8 +58,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* GET base+path; returns 0 with the reply filled, or -1 (message printed). */
-static int get(const struct client *c, const char *path, struct reply *r)
+/* method base+path with an optional JSON body; returns 0 with the reply
+ * filled, or -1 (message printed). */
+static int request(const struct client *c, const char *method, const char *path, const char *body,
+                   struct reply *r)
 {
     char url[2048], auth[1024];
     memset(r, 0, sizeof(*r));
@@ -69,7 +76,10 @@ static int get(const struct client *c, const char *path, struct reply *r)
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
         headers = curl_slist_append(headers, auth);
     }
+    if (body) headers = curl_slist_append(headers, "Content-Type: application/json");
     curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
@@ -81,6 +91,123 @@ static int get(const struct client *c, const char *path, struct reply *r)
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return rc == CURLE_OK ? 0 : -1;
+}
+
+static int get(const struct client *c, const char *path, struct reply *r)
+{
+    return request(c, "GET", path, NULL, r);
+}
+
+/* Prints an error reply (problem+json: title, detail, each error). */
+static void print_problem(const struct reply *r)
+{
+    json_error_t jerr;
+    json_t *p = json_loads(r->body, 0, &jerr);
+    const char *title = json_string_value(json_object_get(p, "title"));
+    const char *detail = json_string_value(json_object_get(p, "detail"));
+    if (!title) {
+        fprintf(stderr, "snctl: HTTP %ld: %s\n", r->status, r->body);
+    } else {
+        fprintf(stderr, "snctl: HTTP %ld %s%s%s\n", r->status, title, detail ? ": " : "",
+                detail ? detail : "");
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(p, "errors"), i, e) {
+            fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")),
+                    json_string_value(json_object_get(e, "message")));
+        }
+    }
+    json_decref(p);
+}
+
+static int cmd_token(const struct client *c, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    struct reply r;
+    int rc = 1;
+    if (strcmp(sub, "create") == 0) {
+        static const struct option opts[] = {{"jurisdiction", required_argument, NULL, 'j'},
+                                             {"role", required_argument, NULL, 'r'},
+                                             {"name", required_argument, NULL, 'n'},
+                                             {NULL, 0, NULL, 0}};
+        const char *jurisdiction = NULL, *role = NULL, *name = NULL;
+        int opt;
+        optind = 0; /* glibc: start a fresh scan of the subcommand's arguments */
+        while ((opt = getopt_long(argc, argv, "j:r:n:", opts, NULL)) != -1) {
+            if (opt == 'j') jurisdiction = optarg;
+            else if (opt == 'r') role = optarg;
+            else if (opt == 'n') name = optarg;
+            else return 2;
+        }
+        if (!role) {
+            fprintf(stderr, "snctl: token create needs --role emitter|subscriber|admin\n");
+            return 2;
+        }
+        json_t *body = json_pack("{s:s}", "role", role);
+        if (jurisdiction) json_object_set_new(body, "jurisdiction", json_string(jurisdiction));
+        if (name) json_object_set_new(body, "name", json_string(name));
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (request(c, "POST", "/v1/tokens", text, &r) == 0) {
+            json_error_t jerr;
+            json_t *reply = r.status == 201 ? json_loads(r.body, 0, &jerr) : NULL;
+            const char *token = json_string_value(json_object_get(reply, "token"));
+            if (token) {
+                /* the token alone on the first line: scripts read it from there */
+                printf("%s\nid %lld, role %s, jurisdiction %s (shown once: store it now)\n", token,
+                       (long long)json_integer_value(json_object_get(reply, "id")),
+                       json_string_value(json_object_get(reply, "role")),
+                       jurisdiction ? jurisdiction : "-");
+                rc = 0;
+            } else {
+                print_problem(&r);
+            }
+            json_decref(reply);
+        }
+        free(text);
+    } else if (strcmp(sub, "list") == 0) {
+        if (get(c, "/v1/tokens", &r) == 0) {
+            json_error_t jerr;
+            json_t *reply = r.status == 200 ? json_loads(r.body, 0, &jerr) : NULL;
+            json_t *items = json_object_get(reply, "items");
+            if (json_is_array(items)) {
+                size_t i;
+                json_t *t;
+                printf("%-6s %-11s %-14s %-20s %-20s %s\n", "ID", "ROLE", "JURISDICTION",
+                       "CREATED", "REVOKED", "NAME");
+                json_array_foreach(items, i, t) {
+                    const char *j = json_string_value(json_object_get(t, "jurisdiction"));
+                    const char *revoked = json_string_value(json_object_get(t, "revoked_at"));
+                    printf("%-6lld %-11s %-14s %-20s %-20s %s\n",
+                           (long long)json_integer_value(json_object_get(t, "id")),
+                           json_string_value(json_object_get(t, "role")), j ? j : "-",
+                           json_string_value(json_object_get(t, "created_at")),
+                           revoked ? revoked : "-", json_string_value(json_object_get(t, "name")));
+                }
+                rc = 0;
+            } else {
+                print_problem(&r);
+            }
+            json_decref(reply);
+        }
+    } else if (strcmp(sub, "revoke") == 0 && argc == 2) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/tokens/%s", argv[1]);
+        if (request(c, "DELETE", path, NULL, &r) == 0) {
+            if (r.status == 204) {
+                printf("token %s revoked\n", argv[1]);
+                rc = 0;
+            } else {
+                print_problem(&r);
+            }
+        }
+    } else {
+        fprintf(stderr, "snctl: usage: snctl token create --role ROLE [--jurisdiction CODE] "
+                        "[--name TEXT] | token list | token revoke ID\n");
+        return 2;
+    }
+    free(r.body);
+    return rc;
 }
 
 static int cmd_ready(const struct client *c)
@@ -117,7 +244,7 @@ static int cmd_metrics(const struct client *c)
     struct reply r;
     int rc = get(c, "/metrics", &r);
     if (rc == 0 && r.status == 200) fwrite(r.body, 1, r.len, stdout);
-    else if (rc == 0) fprintf(stderr, "snctl: HTTP %ld: %s\n", r.status, r.body);
+    else if (rc == 0) print_problem(&r);
     free(r.body);
     return rc == 0 && r.status == 200 ? 0 : 1;
 }
@@ -182,6 +309,7 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(cmd, "ready") == 0) rc = cmd_ready(&c);
     else if (strcmp(cmd, "metrics") == 0) rc = cmd_metrics(&c);
+    else if (strcmp(cmd, "token") == 0) rc = cmd_token(&c, argc - optind - 1, argv + optind + 1);
     else {
         fprintf(stderr, "snctl: unknown command '%s'; see snctl --help\n", cmd);
         rc = 2;
