@@ -46,6 +46,10 @@ all: $(BINS)
 deps:
 	@deploy/install-deps.sh --check >/dev/null 2>&1 || deploy/install-deps.sh
 
+# test tools from the npm registry, pinned by tests/schema/package-lock.json
+test-deps: deps
+	@[ -d tests/schema/node_modules ] || npm ci --prefix tests/schema --no-audit --no-fund
+
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) broker/migrations/embed.sh
 	@mkdir -p $(dir $@)
 	broker/migrations/embed.sh $@ $(MIGRATIONS)
@@ -81,7 +85,7 @@ unit-bins: $(UNIT_BINS)
 
 # make test: both builds (plain, and AddressSanitizer + UBSan), every suite,
 # one summary line at the end.
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory all unit-bins
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
 	@tests/run-tests.sh build build/asan
@@ -89,7 +93,7 @@ test: deps
 test-unit: all unit-bins
 	@tests/run-tests.sh --unit-only $(BUILD)
 
-test-integration: all
+test-integration: test-deps all
 	@tests/run-tests.sh --integration-only $(BUILD)
 
 asan:

@@ -383,7 +383,9 @@ int schema_is_date_time(const char *s)
     if (month < 1 || month > 12 || day < 1 ||
         day > (month == 2 && is_leap(year) ? 29 : days[month]))
         return 0;
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return 0;
+    /* RFC 3339's ABNF has T (case-insensitive); its note allowing a space is
+     * not the grammar JSON Schema refers to */
+    if (s[10] != 'T' && s[10] != 't') return 0;
     /* HH:MM:SS[.frac] */
     const char *t = s + 11;
     if (!digits(t, 2) || t[2] != ':' || !digits(t + 3, 2) || t[5] != ':' || !digits(t + 6, 2))
@@ -489,6 +491,30 @@ static void describe_enum(const json_t *values, char *buf, size_t len)
 
 static void validate_node(struct vctx *c, const struct schema_doc *doc, const json_t *schema,
                           const json_t *v, const char *ptr);
+
+/* JSON Schema equality: numbers compare by value (1 equals 1.0), which
+ * json_equal() does not do. */
+static int values_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    if (json_is_array(a) && json_is_array(b)) {
+        if (json_array_size(a) != json_array_size(b)) return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!values_equal(json_array_get(a, i), json_array_get(b, i))) return 0;
+        return 1;
+    }
+    if (json_is_object(a) && json_is_object(b)) {
+        if (json_object_size(a) != json_object_size(b)) return 0;
+        const char *key;
+        json_t *value;
+        json_object_foreach((json_t *)a, key, value) {
+            json_t *other = json_object_get(b, key);
+            if (!other || !values_equal(value, other)) return 0;
+        }
+        return 1;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
+}
 
 static void validate_string(struct vctx *c, const json_t *schema, const json_t *v, const char *ptr)
 {
@@ -604,14 +630,14 @@ static void validate_node(struct vctx *c, const struct schema_doc *doc, const js
         int found = 0;
         size_t i;
         json_t *e;
-        json_array_foreach(k, i, e) found |= json_equal(e, (json_t *)v);
+        json_array_foreach(k, i, e) found |= values_equal(e, v);
         if (!found) {
             char list[768];
             describe_enum(k, list, sizeof(list));
             add_error(c, ptr, "must be one of: %s", list);
         }
     }
-    if ((k = json_object_get(schema, "const")) && !json_equal(k, (json_t *)v)) {
+    if ((k = json_object_get(schema, "const")) && !values_equal(k, v)) {
         char *text = json_dumps(k, JSON_ENCODE_ANY | JSON_COMPACT);
         add_error(c, ptr, "must be %s", text ? text : "the constant");
         free(text);

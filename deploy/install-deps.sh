@@ -24,6 +24,10 @@ python3
 python3-prometheus-client
 "
 
+# Node.js runs test tools from the npm registry; a machine that has a node of
+# its own keeps it
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
+
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -51,10 +55,12 @@ echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 # The broker runs its own private clusters; do not let the package create and
 # start a system-wide one on port 5432 as a side effect.
-if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-    mkdir -p /etc/postgresql-common/createcluster.d
-    printf 'create_main_cluster = false\n' > /etc/postgresql-common/createcluster.d/sn-broker.conf
-fi
+case "$missing" in
+    *" postgresql"*)
+        mkdir -p /etc/postgresql-common/createcluster.d
+        printf 'create_main_cluster = false\n' > /etc/postgresql-common/createcluster.d/sn-broker.conf
+        ;;
+esac
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
