@@ -22,7 +22,7 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
-	ingest ingest_http auth tokens_http
+	ingest ingest_http ingest_kafka auth tokens_http
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
@@ -56,19 +56,19 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) broker/migrations/embed.sh
 
 $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c broker/store.h
 	@mkdir -p $(dir $@)
-	@echo "  CC  $$@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC  $@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c $(wildcard broker/*.h include/*.h)
 	@mkdir -p $(dir $@)
-	@echo "  CC  $$@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC  $@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/bin/sn-broker: $(BROKER_OBJS)
 	@mkdir -p $(dir $@)
-	@echo "  CC  $$@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o
 	@mkdir -p $(dir $@)
-	@echo "  CC  $$@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/sn-simulate: $(BUILD)/obj/clients/sn-simulate.o
 	@mkdir -p $(dir $@)
@@ -77,7 +77,7 @@ $(BUILD)/bin/sn-simulate: $(BUILD)/obj/clients/sn-simulate.o
 define unit_test_rule
 $(BUILD)/tests/$(1)_test: $(BUILD)/obj/tests/unit/$(1)_test.o $$(patsubst %,$(BUILD)/obj/%.o,$$(patsubst gen/%,gen/%,$$(addprefix broker/,$$(filter-out gen/%,$$($(1)_DEPS))) $$(filter gen/%,$$($(1)_DEPS))))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CHECK_LIBS)
+	@echo "  LD  $$@"; $$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CHECK_LIBS)
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_rule,$(t))))
 

@@ -22,6 +22,7 @@ struct broker {
     struct schema_set *schemas;
     struct auth *auth;
     struct ingest *ingest;
+    struct ingest_kafka *ingest_kafka;
     char http_address[300];
     char kafka_bootstrap[1024];
     int store_started;

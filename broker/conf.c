@@ -45,6 +45,12 @@ static const struct conf_key conf_keys[] = {
      3600000, {NULL}, "longest wait between reconnection attempts (backoff doubles up to this)"},
     {"kafka", "bootstrap_servers", CONF_STRING, FIELD(kafka_bootstrap_servers), "", 0, 0, {NULL},
      "host:port[,host:port...]; empty with --embedded starts an in-memory mock cluster"},
+    {"kafka", "reviews_topic", CONF_STRING, FIELD(kafka_reviews_topic), "reviews.completed", 0, 0,
+     {NULL}, "topic the broker consumes review.completed events from"},
+    {"kafka", "dlq_topic", CONF_STRING, FIELD(kafka_dlq_topic), "reviews.completed.dlq", 0, 0,
+     {NULL}, "topic that receives a copy of each refused message, with an sn-error header"},
+    {"kafka", "group_id", CONF_STRING, FIELD(kafka_group_id), "sn-broker", 0, 0, {NULL},
+     "consumer group of the broker processes (they share the partitions)"},
     {"embedded", "kafka_brokers", CONF_INT, FIELD(embedded_kafka_brokers), "1", 1, 9, {NULL},
      "number of brokers of the embedded mock Kafka cluster"},
     {"embedded", "pg_bindir", CONF_STRING, FIELD(embedded_pg_bindir), "", 0, 0, {NULL},
@@ -143,10 +149,10 @@ int conf_parse_address(const char *text, char *host, size_t hostlen, int *port)
     if (len == 0 || len >= hostlen) return -1;
     memcpy(host, text, len);
     host[len] = '\0';
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || p < 0 || p > 65535) return -1;
+    const char *digits = colon + 1;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 5) return -1;
+    long p = strtol(digits, NULL, 10);
+    if (p > 65535) return -1;
     *port = (int)p;
     return 0;
 }
@@ -331,7 +337,7 @@ static int parse_value(char *raw, char **value)
 {
     raw = trim(raw);
     if (raw[0] == '"') {
-        char *close = strrchr(raw + 1, '"');
+        char *close = strchr(raw + 1, '"'); /* no escapes: the next quote closes */
         if (!close) return -1;
         char *rest = trim(close + 1);
         if (*rest && *rest != '#' && *rest != ';') return -1;
@@ -370,7 +376,9 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
         if (*s == '[') {
             char *close = strchr(s, ']');
             char *name = close ? (*close = '\0', trim(s + 1)) : NULL;
-            if (!name || !*name || *trim(close + 1) || strlen(name) >= sizeof(section)) {
+            char *rest = close ? trim(close + 1) : NULL;
+            int rest_ok = rest && (!*rest || *rest == '#' || *rest == ';');
+            if (!name || !*name || !rest_ok || strlen(name) >= sizeof(section)) {
                 errf(err, errlen, "%s: malformed section header; write [section]", where);
                 rc = SN_ERR_CONF;
                 break;

@@ -16,6 +16,9 @@ struct conf {
     char *database_url;
     int64_t database_reconnect_max_ms;
     char *kafka_bootstrap_servers;
+    char *kafka_reviews_topic;
+    char *kafka_dlq_topic;
+    char *kafka_group_id;
     int64_t embedded_kafka_brokers;
     char *embedded_pg_bindir;
     char *embedded_pg_user;

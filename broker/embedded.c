@@ -38,6 +38,7 @@ struct embedded {
     char *initdb, *postgres;
     char conninfo[PATH_MAX + 128];
     int lock_fd;
+    int locked; /* this instance holds DIR's lock */
     int log_fd; /* DIR/postgresql.log */
     int as_other_user;
     uid_t uid;
@@ -316,6 +317,7 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
         errf(err, errlen, "%s is in use by another sn-broker (its sn-broker.lock is held)", e->dir);
         goto fail;
     }
+    e->locked = 1;
     if (find_pg_bindir(conf->embedded_pg_bindir, bindir, sizeof(bindir)) != 0) {
         errf(err, errlen,
              "cannot find initdb: install PostgreSQL (deploy/install-deps.sh) or set "
@@ -604,7 +606,7 @@ void embedded_free(struct embedded *e)
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->restart_ev) event_free(e->restart_ev);
     if (e->escalate_ev) event_free(e->escalate_ev);
-    if (e->dir) {
+    if (e->locked) { /* the file belongs to the broker that holds DIR */
         char *addr = path_join(e->dir, "http.address");
         unlink(addr);
         free(addr);

@@ -62,7 +62,12 @@ int http_route_match(const char *pattern, const char *path, char **params, int m
         size_t slen = strcspn(path, "/");
         if (plen > 1 && pattern[0] == '{' && pattern[plen - 1] == '}') {
             if (slen == 0 || *nparams >= maxparams) break;
-            params[(*nparams)++] = percent_decode(path, slen);
+            char *value = percent_decode(path, slen);
+            if (strlen(value) == 0 || memmem(path, slen, "%00", 3)) { /* NUL would cut it */
+                free(value);
+                break;
+            }
+            params[(*nparams)++] = value;
         } else if (plen != slen || strncmp(pattern, path, plen) != 0) {
             break;
         }
@@ -173,6 +178,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     const char *method = method_name(evhttp_request_get_command(req));
 
     char allow[128] = "";
+    const struct http_route *path_match = NULL;
     for (size_t i = 0; i < s->nroutes; i++) {
         const struct http_route *route = &s->routes[i];
         char *params[HTTP_MAX_PARAMS];
@@ -180,6 +186,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         if (!http_route_match(route->pattern, path, params, HTTP_MAX_PARAMS, &n)) continue;
         if (strcmp(route->method, method) != 0) {
             for (int j = 0; j < n; j++) free(params[j]);
+            path_match = route;
             if (!strstr(allow, route->method)) {
                 size_t off = strlen(allow);
                 snprintf(allow + off, sizeof(allow) - off, "%s%s", off ? ", " : "", route->method);
@@ -194,6 +201,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     }
     if (allow[0]) {
         char detail[256];
+        r->route = path_match; /* counted under the route whose path matched */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
         snprintf(detail, sizeof(detail), "%s is not allowed on %s; allowed: %s", method, path,
                  allow);

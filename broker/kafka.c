@@ -17,13 +17,20 @@ struct kafka_mock {
     char *bootstrap;
 };
 
+struct kafka_wakeup {
+    rd_kafka_queue_t *queue;
+    int pipe[2]; /* librdkafka writes to pipe[1] when the queue becomes non-empty */
+    struct event *ev;
+    void (*drain)(void *arg);
+    void *arg;
+};
+
 struct kafka {
     struct event_base *base;
     struct kafka_hooks hooks;
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
-    int wake[2]; /* librdkafka writes to wake[1] when the main queue fills */
-    struct event *wake_ev;
+    struct kafka_wakeup *wakeup;
     int up;
     int brokers_up;
     char *bootstrap;
@@ -52,6 +59,52 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 {
     if (rd_kafka_conf_set(conf, name, value, err, errlen) != RD_KAFKA_CONF_OK) return -1;
     return 0;
+}
+
+static void on_wakeup(evutil_socket_t fd, short what, void *arg)
+{
+    struct kafka_wakeup *w = arg;
+    char buf[64];
+    (void)what;
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    w->drain(w->arg);
+}
+
+struct kafka_wakeup *kafka_wakeup_new(struct event_base *base, rd_kafka_queue_t *queue,
+                                      void (*drain)(void *arg), void *arg)
+{
+    struct kafka_wakeup *w = xcalloc(1, sizeof(*w));
+    w->queue = queue;
+    w->drain = drain;
+    w->arg = arg;
+    if (pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        free(w);
+        return NULL;
+    }
+    rd_kafka_queue_io_event_enable(queue, w->pipe[1], "1", 1);
+    w->ev = event_new(base, w->pipe[0], EV_READ | EV_PERSIST, on_wakeup, w);
+    if (!w->ev) sn_oom(0);
+    event_add(w->ev, NULL);
+    /* what was queued before the pipe was attached */
+    drain(arg);
+    return w;
+}
+
+void kafka_wakeup_free(struct kafka_wakeup *w)
+{
+    if (!w) return;
+    rd_kafka_queue_io_event_enable(w->queue, -1, NULL, 0);
+    event_free(w->ev);
+    close(w->pipe[0]);
+    close(w->pipe[1]);
+    free(w);
+}
+
+enum sn_err kafka_mock_create_topic(struct kafka_mock *m, const char *topic, int partitions)
+{
+    rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(m->cluster, topic, partitions, 1);
+    return err ? SN_ERR_KAFKA : SN_OK;
 }
 
 enum sn_err kafka_mock_start(int brokers, struct kafka_mock **out, char *err, size_t errlen)
@@ -147,6 +200,16 @@ static void handle_event(struct kafka *k, rd_kafka_event_t *ev)
         if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || fatal) set_up(k, 0);
         break;
     }
+    case RD_KAFKA_EVENT_DR: {
+        const rd_kafka_message_t *m;
+        while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+            if (m->err)
+                log_error(json_pack("{s:s,s:i}", "topic", rd_kafka_topic_name(m->rkt), "partition",
+                                    (int)m->partition),
+                          "kafka: message not delivered: %s", rd_kafka_err2str(m->err));
+        }
+        break;
+    }
     case RD_KAFKA_EVENT_LOG: {
         const char *fac, *str;
         int level;
@@ -159,13 +222,9 @@ static void handle_event(struct kafka *k, rd_kafka_event_t *ev)
     }
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void drain_main(void *arg)
 {
     struct kafka *k = arg;
-    char buf[64];
-    (void)what;
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
     rd_kafka_event_t *ev;
     while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) {
         handle_event(k, ev);
@@ -203,23 +262,35 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
     metrics_register("sn_kafka_up", METRIC_GAUGE,
                      "1 when the Kafka producer has a connection to a broker, else 0");
     metrics_gauge_set("sn_kafka_up", "", 0);
-    if (pipe2(k->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    k->mainq = rd_kafka_queue_get_main(rk);
+    rd_kafka_resp_err_t rerr = rd_kafka_set_log_queue(rk, k->mainq);
+    if (rerr) log_warn(NULL, "kafka: cannot route logs to the loop: %s", rd_kafka_err2str(rerr));
+    k->wakeup = kafka_wakeup_new(base, k->mainq, drain_main, k);
+    if (!k->wakeup) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
+        rd_kafka_queue_destroy(k->mainq);
         rd_kafka_destroy(rk);
         free(k->bootstrap);
         free(k);
         return SN_ERR_IO;
     }
-    k->mainq = rd_kafka_queue_get_main(rk);
-    rd_kafka_resp_err_t rerr = rd_kafka_set_log_queue(rk, k->mainq);
-    if (rerr) log_warn(NULL, "kafka: cannot route logs to the loop: %s", rd_kafka_err2str(rerr));
-    rd_kafka_queue_io_event_enable(k->mainq, k->wake[1], "1", 1);
-    k->wake_ev = event_new(base, k->wake[0], EV_READ | EV_PERSIST, on_wake, k);
-    if (!k->wake_ev) sn_oom(0);
-    event_add(k->wake_ev, NULL);
-    /* events may have been queued before the pipe was attached */
-    on_wake(k->wake[0], EV_READ, k);
     *out = k;
+    return SN_OK;
+}
+
+enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
+                          const void *value, size_t len, rd_kafka_headers_t *headers)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    if (err) {
+        if (headers) rd_kafka_headers_destroy(headers);
+        log_error(json_pack("{s:s}", "topic", topic), "kafka: cannot produce: %s",
+                  rd_kafka_err2str(err));
+        return SN_ERR_KAFKA;
+    }
     return SN_OK;
 }
 
@@ -239,15 +310,12 @@ void kafka_free(struct kafka *k, int timeout_ms)
     rd_kafka_resp_err_t rerr = rd_kafka_flush(k->rk, timeout_ms);
     if (rerr) log_warn(json_pack("{s:i}", "outq", rd_kafka_outq_len(k->rk)),
                        "kafka: not everything was flushed: %s", rd_kafka_err2str(rerr));
-    event_free(k->wake_ev);
-    rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+    kafka_wakeup_free(k->wakeup);
     /* drain what is left so that rd_kafka_destroy() does not wait on it */
     rd_kafka_event_t *ev;
     while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(k->mainq);
     rd_kafka_destroy(k->rk);
-    close(k->wake[0]);
-    close(k->wake[1]);
     free(k->bootstrap);
     free(k);
 }

@@ -5,6 +5,7 @@
 #define SN_KAFKA_H
 
 #include <event2/event.h>
+#include <librdkafka/rdkafka.h>
 
 #include "sn.h"
 
@@ -19,6 +20,9 @@ struct kafka_hooks {
 /* Starts librdkafka's mock cluster (real Kafka protocol, in memory) with the
  * given number of brokers. */
 enum sn_err kafka_mock_start(int brokers, struct kafka_mock **out, char *err, size_t errlen);
+/* Creates a topic on the mock cluster (a real cluster's topics are made by its
+ * operators). */
+enum sn_err kafka_mock_create_topic(struct kafka_mock *m, const char *topic, int partitions);
 /* host:port[,host:port...] that any Kafka client can reach. */
 const char *kafka_mock_bootstrap(const struct kafka_mock *m);
 void kafka_mock_free(struct kafka_mock *m);
@@ -30,6 +34,18 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
 int kafka_is_up(const struct kafka *k);
 /* A sentence for /readyz. */
 const char *kafka_detail(const struct kafka *k);
+/* Produces a message (copies key, value and headers; takes headers). Delivery
+ * failures are logged. */
+enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
+                          const void *value, size_t len, rd_kafka_headers_t *headers);
+
+/* Wakes the event loop when a librdkafka queue has something: drain runs on
+ * the loop and must empty the queue. */
+struct kafka_wakeup;
+struct kafka_wakeup *kafka_wakeup_new(struct event_base *base, rd_kafka_queue_t *queue,
+                                      void (*drain)(void *arg), void *arg);
+void kafka_wakeup_free(struct kafka_wakeup *w);
+
 /* Flushes what is queued (waiting at most timeout_ms), then frees. */
 void kafka_free(struct kafka *k, int timeout_ms);
 

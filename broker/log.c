@@ -73,8 +73,19 @@ void log_write(enum log_level level, json_t *fields, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(msg)) {
+        /* cut: do not leave half of a UTF-8 character at the end */
+        size_t len = sizeof(msg) - 1;
+        size_t start = len;
+        while (start > 0 && ((unsigned char)msg[start - 1] & 0xC0) == 0x80) start--;
+        if (start > 0 && ((unsigned char)msg[start - 1] & 0x80)) {
+            unsigned char lead = (unsigned char)msg[start - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (len - (start - 1) < need) msg[start - 1] = '\0';
+        }
+    }
     format_timestamp(ts, sizeof(ts));
 
     json_t *line = json_object();

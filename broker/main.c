@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "embedded.h"
 #include "ingest.h"
+#include "ingest_kafka.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -60,17 +61,20 @@ static void on_loop_done(void *arg)
 static void finish_shutdown(struct broker *b)
 {
     evtimer_del(b->drain_ev);
-    kafka_free(b->kafka, 2000);
-    b->kafka = NULL;
-    kafka_mock_free(b->kafka_mock);
-    b->kafka_mock = NULL;
-    /* the store answers what is in flight before its users go */
+    /* the store answers what is in flight before its users go; Kafka
+     * ingestion stores no offset it has not committed */
     store_free(b->store);
     b->store = NULL;
     ingest_free(b->ingest);
     b->ingest = NULL;
+    ingest_kafka_free(b->ingest_kafka);
+    b->ingest_kafka = NULL;
     auth_free(b->auth);
     b->auth = NULL;
+    kafka_free(b->kafka, 2000);
+    b->kafka = NULL;
+    kafka_mock_free(b->kafka_mock);
+    b->kafka_mock = NULL;
     if (b->embedded) embedded_stop(b->embedded, on_loop_done, b);
     else on_loop_done(b);
 }
@@ -80,11 +84,12 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     struct broker *b = arg;
     (void)fd;
     (void)what;
-    unsigned inflight = http_server_inflight(b->http);
+    size_t inflight = http_server_inflight(b->http) + ingest_pending(b->ingest) +
+                      ingest_kafka_inflight(b->ingest_kafka);
     double waited_ms = (http_now() - b->shutdown_started_at) * 1000;
     if (inflight == 0 || waited_ms >= (double)b->conf.shutdown_timeout_ms) {
         if (inflight)
-            log_warn(json_pack("{s:i}", "inflight", inflight),
+            log_warn(json_pack("{s:I}", "inflight", (json_int_t)inflight),
                      "shutdown timeout reached with requests in flight");
         finish_shutdown(b);
         return;
@@ -111,6 +116,7 @@ static void begin_shutdown(struct broker *b, int exit_code)
     log_info(json_pack("{s:i}", "inflight", http_server_inflight(b->http)),
              "shutting down: no new connections, finishing requests in flight");
     http_server_stop_accepting(b->http);
+    ingest_kafka_pause(b->ingest_kafka, 1);
     struct timeval deadline = {HARD_DEADLINE_MS / 1000, (HARD_DEADLINE_MS % 1000) * 1000};
     evtimer_add(b->deadline_ev, &deadline);
     on_drain(-1, 0, b);
@@ -168,6 +174,7 @@ static void on_store_state(struct store *s, enum store_state state, void *arg)
         begin_shutdown(b, 1);
         return;
     }
+    if (!b->shutting_down) ingest_kafka_pause(b->ingest_kafka, state != STORE_READY);
     if (state != STORE_READY) return;
     if (b->embedded && !b->admin_token_ready)
         embedded_ensure_admin_token(b->embedded, b->store, on_admin_token, b);
@@ -344,6 +351,10 @@ static int start(struct broker *b)
         }
         snprintf(b->kafka_bootstrap, sizeof(b->kafka_bootstrap), "%s",
                  kafka_mock_bootstrap(b->kafka_mock));
+        const char *topics[] = {b->conf.kafka_reviews_topic, b->conf.kafka_dlq_topic};
+        for (size_t i = 0; i < SN_ARRAY_LEN(topics); i++)
+            if (kafka_mock_create_topic(b->kafka_mock, topics[i], 3) != SN_OK)
+                log_warn(json_pack("{s:s}", "topic", topics[i]), "cannot create a mock topic");
         char line[1100];
         snprintf(line, sizeof(line), "%s\n", b->kafka_bootstrap);
         if (embedded_write_file(b->embedded, "kafka.bootstrap", line, 0644) != SN_OK) return 1;
@@ -380,6 +391,15 @@ static int start(struct broker *b)
     store_listen(b->store, AUTH_CHANNEL);
     b->auth = auth_new(b->store);
     b->ingest = ingest_new(b->store);
+    const struct ingest_kafka_conf ikc = {b->kafka_bootstrap, b->conf.kafka_reviews_topic,
+                                          b->conf.kafka_dlq_topic, b->conf.kafka_group_id};
+    rc = ingest_kafka_new(b->base, &ikc, b->schemas, b->ingest, b->store, b->kafka,
+                          &b->ingest_kafka, err, sizeof(err));
+    if (rc != SN_OK) {
+        log_error(NULL, "cannot start Kafka ingestion: %s", err);
+        return 1;
+    }
+    ingest_kafka_pause(b->ingest_kafka, 1); /* until the database is ready */
     if (b->embedded) {
         const struct embedded_hooks eh = {on_pg_ready, on_pg_fatal, b};
         embedded_start(b->embedded, b->base, &eh);
@@ -392,11 +412,12 @@ static int start(struct broker *b)
 
 static void cleanup(struct broker *b)
 {
-    kafka_free(b->kafka, 1000);
-    kafka_mock_free(b->kafka_mock);
     store_free(b->store);
     ingest_free(b->ingest);
+    ingest_kafka_free(b->ingest_kafka);
     auth_free(b->auth);
+    kafka_free(b->kafka, 1000);
+    kafka_mock_free(b->kafka_mock);
     http_server_free(b->http);
     schema_set_free(b->schemas);
     embedded_free(b->embedded);

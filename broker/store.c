@@ -51,7 +51,7 @@ const char *store_state_name(enum store_state state)
 {
     static const char *const names[] = {"disconnected", "connecting", "migrating", "ready",
                                         "failed"};
-    return names[state];
+    return (unsigned)state < SN_ARRAY_LEN(names) ? names[state] : "unknown";
 }
 
 int store_failed(const PGresult *res)

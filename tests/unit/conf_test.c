@@ -31,7 +31,7 @@ static void remove_temp(void)
 }
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in: %s", (needle),         \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in: %s", (needle),          \
                   (haystack))
 
 /* Loads content as a config file; returns the result and leaves the message in err. */
@@ -54,6 +54,8 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c.database_url, "");
     ck_assert_str_eq(c.kafka_bootstrap_servers, "");
     ck_assert_str_eq(c.embedded_pg_bindir, "");
+    ck_assert_int_eq(c.http_max_body_size, 1048576);
+    ck_assert_str_eq(c.schemas_dir, "");
     conf_free(&c);
     ck_assert_ptr_null(c.http_listen);
     ck_assert_ptr_null(c.log_level);
@@ -139,8 +141,8 @@ START_TEST(test_file_unknown_section)
     struct conf c;
     char err[1024], where[256];
     conf_init(&c);
-    enum sn_err rc = load_text(&c, "[http]\nlisten = 1.2.3.4:5\n[htp]\nlisten = 1.1.1.1:1\n", err,
-                               sizeof(err));
+    enum sn_err rc =
+        load_text(&c, "[http]\nlisten = 1.2.3.4:5\n[htp]\nlisten = 1.1.1.1:1\n", err, sizeof(err));
     ck_assert_int_eq(rc, SN_ERR_CONF);
     ck_assert_contains(err, "[htp]");
     ck_assert_contains(err, "unknown section");
@@ -463,29 +465,104 @@ START_TEST(test_parse_duration)
         const char *text;
         int64_t ms;
     } good[] = {
-        {"250ms", 250},        {"5s", 5000},           {"10m", 600000},
-        {"12h", 43200000},     {"90d", 7776000000LL},  {"26w", 15724800000LL},
-        {"0ms", 0},            {"1s", 1000},
+        {"250ms", 250},        {"5s", 5000},           {"10m", 600000}, {"12h", 43200000},
+        {"90d", 7776000000LL}, {"26w", 15724800000LL}, {"0ms", 0},      {"1s", 1000},
     };
     for (size_t i = 0; i < SN_ARRAY_LEN(good); i++) {
         int64_t ms = -12345;
         int rc = conf_parse_duration(good[i].text, &ms);
-        ck_assert_msg(rc == 0, "conf_parse_duration(\"%s\") returned %d, expected 0",
-                      good[i].text, rc);
+        ck_assert_msg(rc == 0, "conf_parse_duration(\"%s\") returned %d, expected 0", good[i].text,
+                      rc);
         ck_assert_msg(ms == good[i].ms, "conf_parse_duration(\"%s\"): expected %lld, got %lld",
                       good[i].text, (long long)good[i].ms, (long long)ms);
     }
-    static const char *const bad[] = {"",    "5",    "-5s",  "5x",   "s",    "ms",   "5 s",
-                                      " 5s", "1.5s", "5S",   "5sec", "5s ",  "+5s",
-                                      "99999999999999999999s", "9223372036854775807w"};
+    static const char *const bad[] = {"",
+                                      "5",
+                                      "-5s",
+                                      "5x",
+                                      "s",
+                                      "ms",
+                                      "5 s",
+                                      " 5s",
+                                      "1.5s",
+                                      "5S",
+                                      "5sec",
+                                      "5s ",
+                                      "+5s",
+                                      "99999999999999999999s",
+                                      "9223372036854775807w"};
     for (size_t i = 0; i < SN_ARRAY_LEN(bad); i++) {
         int64_t ms = -12345;
         int rc = conf_parse_duration(bad[i], &ms);
-        ck_assert_msg(rc == -1, "conf_parse_duration(\"%s\") returned %d, expected -1", bad[i],
-                      rc);
+        ck_assert_msg(rc == -1, "conf_parse_duration(\"%s\") returned %d, expected -1", bad[i], rc);
         ck_assert_msg(ms == -12345, "conf_parse_duration(\"%s\") wrote %lld on failure", bad[i],
                       (long long)ms);
     }
+}
+END_TEST
+
+START_TEST(test_parse_size)
+{
+    static const struct {
+        const char *text;
+        int64_t bytes;
+    } good[] = {
+        {"0", 0},          {"1048576", 1048576},   {"512KiB", 524288},
+        {"1MiB", 1048576}, {"3GiB", 3221225472LL},
+    };
+    for (size_t i = 0; i < SN_ARRAY_LEN(good); i++) {
+        int64_t bytes = -12345;
+        int rc = conf_parse_size(good[i].text, &bytes);
+        ck_assert_msg(rc == 0, "conf_parse_size(\"%s\") returned %d, expected 0", good[i].text, rc);
+        ck_assert_msg(bytes == good[i].bytes, "conf_parse_size(\"%s\"): expected %lld, got %lld",
+                      good[i].text, (long long)good[i].bytes, (long long)bytes);
+    }
+    static const char *const bad[] = {"",
+                                      "KiB",
+                                      "-1",
+                                      "1kb",
+                                      "1 MiB",
+                                      "1.5MiB",
+                                      "1MB",
+                                      "1mib",
+                                      "1MiB ",
+                                      "+1",
+                                      "1TiB",
+                                      "99999999999999999999",
+                                      "9223372036854775807GiB"};
+    for (size_t i = 0; i < SN_ARRAY_LEN(bad); i++) {
+        int64_t bytes = -12345;
+        int rc = conf_parse_size(bad[i], &bytes);
+        ck_assert_msg(rc == -1, "conf_parse_size(\"%s\") returned %d, expected -1", bad[i], rc);
+        ck_assert_msg(bytes == -12345, "conf_parse_size(\"%s\") wrote %lld on failure", bad[i],
+                      (long long)bytes);
+    }
+}
+END_TEST
+
+START_TEST(test_file_size_key)
+{
+    struct conf c;
+    char err[1024];
+    conf_init(&c);
+    enum sn_err rc = load_text(&c, "[http]\nmax_body_size = 64KiB\n", err, sizeof(err));
+    ck_assert_msg(rc == SN_OK, "load failed: %s", err);
+    ck_assert_int_eq(c.http_max_body_size, 65536);
+    remove_temp();
+
+    rc = load_text(&c, "[http]\nmax_body_size = 100\n", err, sizeof(err));
+    ck_assert_int_eq(rc, SN_ERR_CONF);
+    ck_assert_contains(err, "http.max_body_size");
+    ck_assert_contains(err, "'100'");
+    ck_assert_contains(err, "from 1024 to 1073741824 bytes");
+    remove_temp();
+
+    rc = load_text(&c, "[http]\nmax_body_size = 1MB\n", err, sizeof(err));
+    ck_assert_int_eq(rc, SN_ERR_CONF);
+    ck_assert_contains(err, "KiB, MiB or GiB");
+    ck_assert_int_eq(c.http_max_body_size, 65536);
+    conf_free(&c);
+    remove_temp();
 }
 END_TEST
 
@@ -510,9 +587,21 @@ START_TEST(test_parse_address)
     ck_assert_int_eq(port, 65535);
 
     static const char *const bad[] = {
-        "localhost:65536", "localhost:-1", "localhost:",   "localhost",  ":80",
-        "::1",             "::1:80",       "[::1]",        "[::1]80",    "[]:80",
-        "[::1:80",         "host:80x",     "host:0x50",    "",           "a:b:80",
+        "localhost:65536",
+        "localhost:-1",
+        "localhost:",
+        "localhost",
+        ":80",
+        "::1",
+        "::1:80",
+        "[::1]",
+        "[::1]80",
+        "[]:80",
+        "[::1:80",
+        "host:80x",
+        "host:0x50",
+        "",
+        "a:b:80",
     };
     for (size_t i = 0; i < SN_ARRAY_LEN(bad); i++) {
         int rc = conf_parse_address(bad[i], host, sizeof(host), &port);
@@ -569,6 +658,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_file_bad_conninfo);
     tcase_add_test(tc, test_file_malformed_lines);
     tcase_add_test(tc, test_file_missing);
+    tcase_add_test(tc, test_file_size_key);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("env");
@@ -584,12 +674,13 @@ static Suite *conf_suite(void)
 
     tc = tcase_create("parsers");
     tcase_add_test(tc, test_parse_duration);
+    tcase_add_test(tc, test_parse_size);
     tcase_add_test(tc, test_parse_address);
     suite_add_tcase(s, tc);
 
-    /* Tests of bugs that are reported but not fixed yet: run with SN_TEST_KNOWN_BUGS=1. */
-    if (getenv("SN_TEST_KNOWN_BUGS")) {
-        tc = tcase_create("known_bugs");
+    /* regressions: bugs found and fixed */
+    {
+        tc = tcase_create("regressions");
         tcase_add_test(tc, test_quoted_value_then_comment_with_quote);
         suite_add_tcase(s, tc);
     }

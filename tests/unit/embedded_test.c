@@ -23,7 +23,7 @@
 #include "log.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),        \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
                   (haystack))
 
 /* Every test's DIR lives in run_dir, which main() removes at the end, also
@@ -503,9 +503,9 @@ static Suite *embedded_suite(void)
     tcase_add_test(tc, test_free_removes_http_address);
     suite_add_tcase(s, tc);
 
-    /* Tests of bugs that are reported but not fixed yet: run with SN_TEST_KNOWN_BUGS=1. */
-    if (getenv("SN_TEST_KNOWN_BUGS")) {
-        tc = tcase_create("known_bugs");
+    /* regressions: bugs found and fixed */
+    {
+        tc = tcase_create("regressions");
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_refused_open_keeps_http_address);
         suite_add_tcase(s, tc);

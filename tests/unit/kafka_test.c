@@ -13,7 +13,7 @@
 #include "metrics.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),        \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
                   (haystack))
 
 struct watch {
@@ -31,8 +31,10 @@ static void on_state(struct kafka *k, int up, void *arg)
     (void)k;
     struct watch *wt = arg;
     ck_assert_ptr_eq(wt, &w);
-    if (up) wt->ups++;
-    else wt->downs++;
+    if (up)
+        wt->ups++;
+    else
+        wt->downs++;
     wt->last = up;
     if (up == wt->want) event_base_loopbreak(wt->base);
 }
@@ -89,7 +91,7 @@ START_TEST(test_mock_cluster_up)
     ck_assert_msg(strchr(bootstrap, ',') == NULL, "one broker, several addresses: %s", bootstrap);
 
     struct kafka *k = NULL;
-    const struct kafka_hooks hooks = {on_state, &w};
+    const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
     ck_assert_msg(kafka_new(w.base, bootstrap, &hooks, &k, err, sizeof(err)) == SN_OK,
                   "kafka_new: %s", err);
     ck_assert_int_eq(kafka_is_up(k), 0);
@@ -118,7 +120,7 @@ START_TEST(test_mock_cluster_goes_away)
     char err[512] = "";
     ck_assert_msg(kafka_mock_start(1, &m, err, sizeof(err)) == SN_OK, "mock: %s", err);
     struct kafka *k = NULL;
-    const struct kafka_hooks hooks = {on_state, &w};
+    const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
     ck_assert_int_eq(kafka_new(w.base, kafka_mock_bootstrap(m), &hooks, &k, err, sizeof(err)),
                      SN_OK);
     run_until(1, 15000);
@@ -142,7 +144,7 @@ START_TEST(test_nothing_listening)
 {
     struct kafka *k = NULL;
     char err[512] = "";
-    const struct kafka_hooks hooks = {on_state, &w};
+    const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
     ck_assert_msg(kafka_new(w.base, "127.0.0.1:1", &hooks, &k, err, sizeof(err)) == SN_OK,
                   "kafka_new: %s", err);
     run_until(1, 2500);

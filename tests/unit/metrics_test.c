@@ -13,7 +13,7 @@ static void teardown(void)
 }
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),        \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
                   (haystack))
 
 START_TEST(test_empty_registry)
@@ -162,8 +162,8 @@ START_TEST(test_render_grows_past_initial_buffer)
     ck_assert_contains(text, "\nt_many_total{series=\"250\"} 250\n");
     const char *tail = "t_many_total{series=\"499\"} 499\n";
     size_t len = strlen(text), tlen = strlen(tail);
-    ck_assert_msg(len >= tlen && strcmp(text + len - tlen, tail) == 0,
-                  "render should end with %s", tail);
+    ck_assert_msg(len >= tlen && strcmp(text + len - tlen, tail) == 0, "render should end with %s",
+                  tail);
     free(text);
 }
 END_TEST

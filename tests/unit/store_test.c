@@ -15,7 +15,7 @@
 #include "store.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),        \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
                   (haystack))
 
 START_TEST(test_migrations_table)
@@ -41,7 +41,7 @@ START_TEST(test_store_failed)
     static const struct {
         ExecStatusType status;
         int failed;
-    } cases[] = {{PGRES_COMMAND_OK, 0}, {PGRES_TUPLES_OK, 0},   {PGRES_FATAL_ERROR, 1},
+    } cases[] = {{PGRES_COMMAND_OK, 0},  {PGRES_TUPLES_OK, 0},    {PGRES_FATAL_ERROR, 1},
                  {PGRES_EMPTY_QUERY, 1}, {PGRES_BAD_RESPONSE, 1}, {PGRES_NONFATAL_ERROR, 1}};
     for (size_t i = 0; i < SN_ARRAY_LEN(cases); i++) {
         PGresult *res = PQmakeEmptyPGresult(NULL, cases[i].status);
@@ -96,7 +96,8 @@ static void on_result(PGresult *res, void *arg)
 static int count_state(enum store_state state)
 {
     int n = 0;
-    for (int i = 0; i < w.nstates; i++) n += w.states[i] == state;
+    for (int i = 0; i < w.nstates; i++)
+        n += w.states[i] == state;
     return n;
 }
 
@@ -142,7 +143,7 @@ static void run_for_ms(int ms)
 
 START_TEST(test_unreachable_server)
 {
-    const struct store_hooks hooks = {on_state, &w};
+    const struct store_hooks hooks = {.on_state = on_state, .arg = &w};
     struct store *s = store_new(w.base, UNREACHABLE, 1000, &hooks);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(store_get_state(s), STORE_DISCONNECTED);
@@ -194,13 +195,14 @@ END_TEST
 
 START_TEST(test_reconnect_max_caps_backoff)
 {
-    const struct store_hooks hooks = {on_state, &w};
+    const struct store_hooks hooks = {.on_state = on_state, .arg = &w};
     struct store *s = store_new(w.base, UNREACHABLE, 100, &hooks);
     store_start(s);
     run_for_ms(1000);
-    /* every wait is at most 100 ms +20%: at least 7 attempts in a second */
+    /* every wait is at most 100 ms +20%, so about 8 attempts in a second; without
+     * the cap (250 ms, 500 ms, ...) there would be 3. 5 leaves room for a busy machine. */
     int attempts = count_state(STORE_CONNECTING);
-    ck_assert_msg(attempts >= 7, "expected at least 7 attempts with a 100 ms cap, got %d",
+    ck_assert_msg(attempts >= 5, "expected at least 5 attempts with a 100 ms cap, got %d",
                   attempts);
     store_free(s);
 }
@@ -208,7 +210,7 @@ END_TEST
 
 START_TEST(test_reconnect_now)
 {
-    const struct store_hooks hooks = {on_state, &w};
+    const struct store_hooks hooks = {.on_state = on_state, .arg = &w};
     struct store *s = store_new(w.base, UNREACHABLE, 60000, &hooks);
     w.break_on_disconnect = 1;
     store_start(s);
@@ -252,7 +254,7 @@ START_TEST(test_server_hangs_up)
     snprintf(conninfo, sizeof(conninfo),
              "host=127.0.0.1 port=%d dbname=x user=x sslmode=disable connect_timeout=2",
              ntohs(sin.sin_port));
-    const struct store_hooks hooks = {on_state, &w};
+    const struct store_hooks hooks = {.on_state = on_state, .arg = &w};
     struct store *s = store_new(w.base, conninfo, 60000, &hooks);
     w.break_on_disconnect = 1;
     store_start(s);

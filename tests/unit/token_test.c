@@ -12,8 +12,7 @@ START_TEST(test_generate_format)
     char token[TOKEN_TEXT_LEN + 1];
     memset(token, 'X', sizeof(token));
     ck_assert_int_eq(token_generate(token, sizeof(token)), SN_OK);
-    ck_assert_msg(strlen(token) == 46, "expected 46 characters, got %zu: %s", strlen(token),
-                  token);
+    ck_assert_msg(strlen(token) == 46, "expected 46 characters, got %zu: %s", strlen(token), token);
     ck_assert_msg(strncmp(token, "sn_", 3) == 0, "token does not start with sn_: %s", token);
     size_t body = strspn(token + 3, base64url);
     ck_assert_msg(body == 43, "character %zu of the token is not base64url: %s", body + 3, token);
@@ -40,7 +39,8 @@ START_TEST(test_generate_uses_whole_alphabet)
         ck_assert_int_eq(token_generate(token, sizeof(token)), SN_OK);
         ck_assert_msg(strlen(token) == TOKEN_TEXT_LEN, "bad length %zu: %s", strlen(token), token);
         ck_assert_msg(strpbrk(token + 3, "+/=") == NULL, "token has + / or =: %s", token);
-        for (const char *p = token + 3; *p; p++) seen[(unsigned char)*p]++;
+        for (const char *p = token + 3; *p; p++)
+            seen[(unsigned char)*p]++;
     }
     for (const char *c = base64url; *c; c++)
         ck_assert_msg(seen[(unsigned char)*c] > 0, "character '%c' never appeared", *c);
