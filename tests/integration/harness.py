@@ -320,4 +320,64 @@ def cleanup_all():
     for b in list(_live):
         reports.extend(b.problems())
         b.cleanup()
+    for pg in list(_live_pg):
+        pg.cleanup()
     return reports
+
+
+class Postgres:
+    """A standalone PostgreSQL (a copy of the template cluster) that a test
+    stops and starts at will, for brokers in external mode."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="pg-", dir=Session.get_root())
+        os.chmod(self.root, 0o755)
+        self.sock = os.path.join(self.root, "pg")
+        subprocess.run(["cp", "-a", Session.template_pg(), self.sock], check=True)
+        self.data = os.path.join(self.sock, "data")
+        for stale in ("postmaster.pid",):
+            try:
+                os.unlink(os.path.join(self.data, stale))
+            except FileNotFoundError:
+                pass
+        _live_pg.append(self)
+
+    def conninfo(self, dbname="postgres"):
+        return "host=%s port=5432 user=sn_broker dbname=%s" % (self.sock, dbname)
+
+    def _ctl(self, *args):
+        r = subprocess.run(["runuser", "-u", "postgres", "--", PG_BIN + "/pg_ctl", "-D", self.data,
+                            "-l", os.path.join(self.sock, "pg_ctl.log")] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "pg_ctl %s" % " ".join(args), 0, r.stdout + r.stderr)
+
+    def start(self):
+        self._ctl("-w", "-o", "-k %s -c listen_addresses=" % self.sock, "start")
+        return self
+
+    def stop(self):
+        self._ctl("-w", "-m", "fast", "stop")
+
+    def running(self):
+        return bool(live_postgres_in(self.data))
+
+    def psql(self, sql, dbname="postgres"):
+        r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                            self.conninfo(dbname), "-c", sql],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "psql %r failed: %s" % (sql, r.stderr))
+        return r.stdout.strip()
+
+    def cleanup(self):
+        if self.running():
+            try:
+                self.stop()
+            except TestFailure:
+                for pid in live_postgres_in(self.data):
+                    os.kill(pid, signal.SIGKILL)
+        if self in _live_pg:
+            _live_pg.remove(self)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_live_pg = []
