@@ -37,7 +37,8 @@ store_DEPS    = store log metrics gen/migrations
 kafka_DEPS    = kafka log metrics
 embedded_DEPS = embedded log token store metrics conf gen/migrations
 
-BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-simulate $(BUILD)/bin/schema_check
+BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
+	$(BUILD)/bin/schema_check
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
 
 .PHONY: all deps run test test-unit test-integration asan clean format lint
@@ -67,6 +68,10 @@ $(BUILD)/bin/sn-broker: $(BROKER_OBJS)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/sn-emit: $(BUILD)/obj/clients/sn-emit.o
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

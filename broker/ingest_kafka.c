@@ -440,6 +440,7 @@ enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_
     }
     struct ingest_kafka *ik = xcalloc(1, sizeof(*ik));
     rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
+    rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
     rd_kafka_conf_set_opaque(kc, ik);
     ik->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, errlen);
     if (!ik->rk) {

@@ -43,6 +43,12 @@ static enum log_level map_level(int level)
     return level <= 3 ? SN_LOG_ERROR : level <= 4 ? SN_LOG_WARN : level <= 6 ? SN_LOG_INFO : SN_LOG_DEBUG;
 }
 
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_at(map_level(level), json_pack("{s:s,s:s}", "component", rd_kafka_name(rk), "facility", fac),
+           "%s", buf);
+}
+
 /* Called on librdkafka's own threads (for the mock cluster's handle); the
  * logger writes a whole line with one write(2), so this is safe. Routine
  * chatter goes to debug. */
@@ -246,6 +252,7 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
         rd_kafka_conf_destroy(conf);
         return SN_ERR_KAFKA;
     }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb); /* until the log queue is attached */
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
                                        RD_KAFKA_EVENT_STATS | RD_KAFKA_EVENT_LOG);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);

@@ -39,6 +39,10 @@ const char *kafka_detail(const struct kafka *k);
 enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
                           const void *value, size_t len, rd_kafka_headers_t *headers);
 
+/* A librdkafka log callback that writes through our logger (set it on every
+ * handle, so no raw line reaches stderr). */
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 /* Wakes the event loop when a librdkafka queue has something: drain runs on
  * the loop and must empty the queue. */
 struct kafka_wakeup;
