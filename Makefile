@@ -41,7 +41,7 @@ BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/b
 	$(BUILD)/bin/schema_check
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
 
-.PHONY: all deps run test test-unit test-integration asan clean format lint
+.PHONY: all deps test-deps run test test-unit test-integration asan bench clean format lint unit-bins
 all: $(BINS)
 
 deps:
@@ -103,6 +103,10 @@ test-integration: test-deps all
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
+
+# Benchmarks: figures as ratios against a baseline measured in the same run.
+bench: deps all
+	@tests/bench/ingest-http.sh $(BUILD)
 
 run: deps all
 	exec $(BUILD)/bin/sn-broker --embedded ./var

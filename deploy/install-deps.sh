@@ -19,6 +19,7 @@ postgresql
 postgresql-client
 kcat
 curl
+wrk
 procps
 python3
 python3-prometheus-client
