@@ -57,33 +57,37 @@ static int unhex(const char *hex, unsigned char *out, size_t len)
     return 0;
 }
 
+void auth_load(struct auth *a, const PGresult *res)
+{
+    size_t n = (size_t)PQntuples(res);
+    struct cached_token *tokens = xcalloc(n, sizeof(*tokens));
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct cached_token *t = &tokens[kept];
+        if (unhex(PQgetvalue(res, (int)i, 1), t->sha256, sizeof(t->sha256)) != 0 ||
+            auth_role_parse(PQgetvalue(res, (int)i, 2), &t->identity.role) != 0)
+            continue;
+        t->identity.token_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        snprintf(t->identity.jurisdiction, sizeof(t->identity.jurisdiction), "%s",
+                 PQgetvalue(res, (int)i, 3));
+        kept++;
+    }
+    OPENSSL_cleanse(a->tokens, a->count * sizeof(*a->tokens));
+    free(a->tokens);
+    a->tokens = tokens;
+    a->count = kept;
+    a->loaded = 1;
+    log_debug(json_pack("{s:I}", "tokens", (json_int_t)kept), "token cache loaded");
+}
+
 static void reloaded(PGresult *res, void *arg)
 {
     struct auth *a = arg;
     a->reloading = 0;
-    if (res && !store_failed(res)) {
-        size_t n = (size_t)PQntuples(res);
-        struct cached_token *tokens = xcalloc(n, sizeof(*tokens));
-        size_t kept = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct cached_token *t = &tokens[kept];
-            if (unhex(PQgetvalue(res, (int)i, 1), t->sha256, sizeof(t->sha256)) != 0 ||
-                auth_role_parse(PQgetvalue(res, (int)i, 2), &t->identity.role) != 0)
-                continue;
-            t->identity.token_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-            snprintf(t->identity.jurisdiction, sizeof(t->identity.jurisdiction), "%s",
-                     PQgetvalue(res, (int)i, 3));
-            kept++;
-        }
-        OPENSSL_cleanse(a->tokens, a->count * sizeof(*a->tokens));
-        free(a->tokens);
-        a->tokens = tokens;
-        a->count = kept;
-        a->loaded = 1;
-        log_debug(json_pack("{s:I}", "tokens", (json_int_t)kept), "token cache loaded");
-    } else if (res) {
+    if (res && !store_failed(res))
+        auth_load(a, res);
+    else if (res)
         log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)), "cannot load tokens");
-    }
     if (a->reload_again) {
         a->reload_again = 0;
         auth_reload(a);

@@ -6,6 +6,7 @@
 #define SN_AUTH_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 struct store;
 struct auth;
@@ -25,6 +26,9 @@ enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_INVALID, AUTH_UNAVAILABLE };
 struct auth *auth_new(struct store *store);
 /* Reloads the cache from the database (on ready, on NOTIFY). */
 void auth_reload(struct auth *a);
+/* Replaces the cache with the rows of res: id, hex SHA-256, role,
+ * jurisdiction (the reload query's columns). Exposed for tests. */
+void auth_load(struct auth *a, const PGresult *res);
 /* authorization is the Authorization header (may be NULL). */
 enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out);
 const char *auth_role_name(enum auth_role role);

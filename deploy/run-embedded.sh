@@ -1,0 +1,38 @@
+#!/bin/sh
+# What `make run` runs: sn-broker --embedded DIR in the foreground. With a
+# number of demo reviews, also loads that many synthetic reviews (sn-simulate
+# piped into sn-emit) once the broker is ready; loading again is harmless,
+# the broker ignores duplicates.
+# Usage: deploy/run-embedded.sh BUILD_DIR DIR [DEMO_REVIEWS]
+set -eu
+build=$1
+dir=$2
+demo=${3:-}
+if [ -z "$demo" ]; then
+    exec "$build/bin/sn-broker" --embedded "$dir"
+fi
+
+"$build/bin/sn-broker" --embedded "$dir" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' INT TERM
+rm -f "$dir/http.address"
+i=0
+until [ -s "$dir/http.address" ] && [ -s "$dir/admin.token" ] &&
+      curl -sf "http://$(cat "$dir/http.address")/readyz" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
+        echo "run-embedded: the broker did not become ready" >&2
+        wait "$pid"
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "run-embedded: loading $demo synthetic reviews (sn-simulate --seed 1 | sn-emit)..."
+if "$build/bin/sn-simulate" --seed 1 --reviews "$demo" --jurisdictions 12 |
+    "$build/bin/sn-emit" --url "http://$(cat "$dir/http.address")" \
+        --token-file "$dir/admin.token" --batch 100 --quiet; then
+    echo "run-embedded: $demo reviews loaded (those sent before were duplicates)"
+else
+    echo "run-embedded: some demo reviews were refused (see above)" >&2
+fi
+wait "$pid"
