@@ -27,7 +27,7 @@ BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migra
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
-UNIT_TESTS = conf log metrics http token store kafka embedded
+UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -36,6 +36,10 @@ token_DEPS    = token
 store_DEPS    = store log metrics gen/migrations
 kafka_DEPS    = kafka log metrics
 embedded_DEPS = embedded log token store metrics conf gen/migrations
+schema_DEPS   = schema
+facts_DEPS    = facts
+ingest_DEPS   = ingest facts schema store log metrics gen/migrations
+auth_DEPS     = auth store log metrics gen/migrations
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check
@@ -108,8 +112,9 @@ asan:
 bench: deps all
 	@tests/bench/ingest-http.sh $(BUILD)
 
+# make run DEMO=500 also loads 500 synthetic reviews once the broker is ready
 run: deps all
-	exec $(BUILD)/bin/sn-broker --embedded ./var
+	@exec deploy/run-embedded.sh $(BUILD) ./var $(DEMO)
 
 format:
 	clang-format -i broker/*.c broker/*.h include/*.h clients/*.c tests/unit/*.c

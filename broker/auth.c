@@ -47,8 +47,10 @@ struct auth *auth_new(struct store *store)
     return a;
 }
 
+/* Exactly 2 * len hex digits, nothing else. */
 static int unhex(const char *hex, unsigned char *out, size_t len)
 {
+    if (strlen(hex) != 2 * len || strspn(hex, "0123456789abcdefABCDEF") != 2 * len) return -1;
     for (size_t i = 0; i < len; i++) {
         unsigned int byte;
         if (sscanf(hex + 2 * i, "%2x", &byte) != 1) return -1;

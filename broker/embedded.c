@@ -457,7 +457,7 @@ static void start_postgres(struct embedded *e)
                     "-p", PG_PORT,
                     "-c", "listen_addresses=",
                     "-c", "unix_socket_permissions=0700",
-                    "-c", "max_connections=50",
+                    "-c", "max_connections=100",
                     "-c", "logging_collector=off",
                     NULL};
     e->child = spawn(e, SIGINT, argv);

@@ -39,8 +39,13 @@ const char *ingest_outcome_name(enum ingest_outcome outcome)
 void ingest_event_free(struct ingest_event *ev)
 {
     if (!ev) return;
-    json_decref(ev->envelope);
-    json_decref(ev->facts);
+    free(ev->envelope_text);
+    free(ev->facts_text);
+    free(ev->source);
+    free(ev->id);
+    free(ev->jurisdiction);
+    free(ev->review_id);
+    free(ev->finalized_at);
     free(ev);
 }
 
@@ -62,13 +67,13 @@ static void set_problem(struct ingest_problem *p, int status, const char *title,
              json_string_value(json_object_get(first, "message")));
 }
 
-static void copy_string(char *dst, size_t len, const json_t *v)
+static char *copy_string(const json_t *v)
 {
-    snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : "");
+    return xstrdup(json_is_string(v) ? json_string_value(v) : "");
 }
 
-int ingest_parse(const struct schema_set *schemas, const json_t *envelope,
-                 struct ingest_event **out, struct ingest_problem *problem)
+int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct ingest_event **out,
+                 struct ingest_problem *problem)
 {
     memset(problem, 0, sizeof(*problem));
     json_t *errors = json_array();
@@ -103,22 +108,20 @@ int ingest_parse(const struct schema_set *schemas, const json_t *envelope,
     struct ingest_event *ev = xcalloc(1, sizeof(*ev));
     /* the hash covers what the event says, not how it was carried: binary and
      * structured mode of the same event are the same content */
-    json_t *canonical = json_deep_copy(envelope);
-    json_object_del(canonical, "datacontenttype");
-    char *text = json_dumps(canonical, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text) sn_oom(0);
+    json_object_del(envelope, "datacontenttype");
+    ev->envelope_text = json_dumps(envelope, JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *facts = facts_from_review(data);
+    ev->facts_text = json_dumps(facts, JSON_COMPACT);
+    json_decref(facts);
+    if (!ev->envelope_text || !ev->facts_text) sn_oom(0);
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)text, strlen(text), digest);
-    free(text);
+    SHA256((const unsigned char *)ev->envelope_text, strlen(ev->envelope_text), digest);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(ev->hash + 2 * i, 3, "%02x", digest[i]);
-    json_object_set_new(canonical, "datacontenttype", json_string("application/json"));
-    ev->envelope = canonical;
-    ev->facts = facts_from_review(data);
-    copy_string(ev->source, sizeof(ev->source), json_object_get(envelope, "source"));
-    copy_string(ev->id, sizeof(ev->id), json_object_get(envelope, "id"));
-    copy_string(ev->jurisdiction, sizeof(ev->jurisdiction), json_object_get(data, "jurisdiction"));
-    copy_string(ev->review_id, sizeof(ev->review_id), json_object_get(data, "review_id"));
-    copy_string(ev->finalized_at, sizeof(ev->finalized_at), json_object_get(data, "finalized_at"));
+    ev->source = copy_string(json_object_get(envelope, "source"));
+    ev->id = copy_string(json_object_get(envelope, "id"));
+    ev->jurisdiction = copy_string(json_object_get(data, "jurisdiction"));
+    ev->review_id = copy_string(json_object_get(data, "review_id"));
+    ev->finalized_at = copy_string(json_object_get(data, "finalized_at"));
     *out = ev;
     return 0;
 }
@@ -144,6 +147,21 @@ static void finish(struct pending *p, enum ingest_outcome outcome)
     p->done(outcome, p->arg);
     ingest_event_free(p->ev);
     free(p);
+}
+
+struct batch_text {
+    char *data;
+    size_t len, cap;
+};
+
+static void batch_append(struct batch_text *t, const char *s, size_t n)
+{
+    if (t->len + n > t->cap) {
+        while (t->len + n > t->cap) t->cap *= 2;
+        t->data = xrealloc(t->data, t->cap);
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
 }
 
 static void flush(struct ingest *ing);
@@ -196,25 +214,35 @@ static void flush(struct ingest *ing)
     if (!ing->head) ing->tail = &ing->head;
     ing->waiting -= n;
 
-    json_t *items = json_array();
+    /* the batch as text: each event's envelope and facts were serialised once,
+     * at parse time; only the small fields are encoded here */
+    struct batch_text text = {xmalloc(65536), 0, 65536};
+    batch_append(&text, "[", 1);
     for (struct pending *p = batch; p; p = p->next) {
         struct ingest_event *ev = p->ev;
-        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:O,s:s,s:s,s:s,s:O}", "source",
-                                               ev->source, "id", ev->id, "hash", ev->hash,
-                                               "channel", p->channel, "envelope", ev->envelope,
-                                               "jurisdiction", ev->jurisdiction, "review_id",
-                                               ev->review_id, "finalized_at", ev->finalized_at,
-                                               "facts", ev->facts));
+        json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "source", ev->source, "id",
+                                   ev->id, "hash", ev->hash, "channel", p->channel, "jurisdiction",
+                                   ev->jurisdiction, "review_id", ev->review_id, "finalized_at",
+                                   ev->finalized_at);
+        char *rest = json_dumps(fields, JSON_COMPACT);
+        json_decref(fields);
+        if (!rest) sn_oom(0);
+        if (p != batch) batch_append(&text, ",", 1);
+        batch_append(&text, "{\"envelope\":", 12);
+        batch_append(&text, ev->envelope_text, strlen(ev->envelope_text));
+        batch_append(&text, ",\"facts\":", 9);
+        batch_append(&text, ev->facts_text, strlen(ev->facts_text));
+        batch_append(&text, ",", 1);
+        batch_append(&text, rest + 1, strlen(rest + 1)); /* the fields, after their "{" */
+        free(rest);
     }
-    char *text = json_dumps(items, JSON_COMPACT);
-    json_decref(items);
-    if (!text) sn_oom(0);
-    const char *params[] = {text};
+    batch_append(&text, "]", 2); /* with the terminating NUL */
+    const char *params[] = {text.data};
     ing->batch = batch;
     ing->batch_len = n;
     enum sn_err rc = store_query(ing->store, "SELECT idx, outcome FROM ingest_batch($1::jsonb)", 1,
                                  params, batch_done, ing);
-    free(text);
+    free(text.data);
     if (rc != SN_OK) batch_done(NULL, ing);
 }
 

@@ -17,13 +17,17 @@ struct store;
 struct ingest;
 
 struct ingest_event {
-    json_t *envelope; /* structured mode, datacontenttype application/json */
-    json_t *facts;
-    char source[160];
-    char id[160];
-    char jurisdiction[64];
-    char review_id[80];
-    char finalized_at[64];
+    /* the canonical envelope (compact, sorted keys, no datacontenttype): the
+     * text that is hashed is the text that is stored */
+    char *envelope_text;
+    char *facts_text; /* JSON array of the review's facts */
+    /* copies of the validated values, whole: the schema bounds them in
+     * characters, not bytes (an id of 128 characters may take 512 bytes) */
+    char *source;
+    char *id;
+    char *jurisdiction;
+    char *review_id;
+    char *finalized_at;
     char hash[65]; /* SHA-256 of the canonical envelope */
 };
 
@@ -42,9 +46,10 @@ typedef void (*ingest_done_fn)(enum ingest_outcome outcome, void *arg);
 
 /* Validates a structured-mode envelope. Returns 0 with *out (the caller frees
  * it with ingest_event_free) or -1 with problem filled (clear it with
- * ingest_problem_clear). */
-int ingest_parse(const struct schema_set *schemas, const json_t *envelope,
-                 struct ingest_event **out, struct ingest_problem *problem);
+ * ingest_problem_clear). May remove datacontenttype from envelope: how an
+ * event was carried is not part of its content. */
+int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct ingest_event **out,
+                 struct ingest_problem *problem);
 void ingest_event_free(struct ingest_event *ev);
 void ingest_problem_clear(struct ingest_problem *problem);
 const char *ingest_outcome_name(enum ingest_outcome outcome);

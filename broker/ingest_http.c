@@ -134,7 +134,7 @@ static void reply_body(struct http_request *r, int status, json_t *body)
 struct item_ctx {
     struct submission *sub;
     size_t index;
-    char source[160], id[160];
+    char *source, *id;
 };
 
 static void submission_done(struct submission *sub)
@@ -157,14 +157,16 @@ static void on_stored(enum ingest_outcome outcome, void *arg)
     } else {
         reply_body(sub->r, outcome_status(outcome), body);
     }
+    free(item->source);
+    free(item->id);
     free(item);
     if (--sub->outstanding == 0) submission_done(sub);
 }
 
 /* Validates and authorizes one event; either submits it or records a problem.
  * Returns the problem's status for a single event, 0 when submitted. */
-static int handle_event(struct broker *b, struct submission *sub, size_t index,
-                        const json_t *envelope, const struct identity *who, json_t **problem_out)
+static int handle_event(struct broker *b, struct submission *sub, size_t index, json_t *envelope,
+                        const struct identity *who, json_t **problem_out)
 {
     struct ingest_event *ev;
     struct ingest_problem problem;
@@ -185,8 +187,8 @@ static int handle_event(struct broker *b, struct submission *sub, size_t index,
     struct item_ctx *item = xcalloc(1, sizeof(*item));
     item->sub = sub;
     item->index = index;
-    snprintf(item->source, sizeof(item->source), "%s", ev->source);
-    snprintf(item->id, sizeof(item->id), "%s", ev->id);
+    item->source = xstrdup(ev->source);
+    item->id = xstrdup(ev->id);
     sub->outstanding++;
     ingest_submit(b->ingest, ev, "http", on_stored, item);
     return 0;
@@ -314,7 +316,9 @@ void ingest_http_get_review(struct http_request *r)
         return;
     }
     const char *params[] = {jurisdiction, review_id};
-    if (store_query(b->store, "SELECT data FROM reviews WHERE jurisdiction = $1 AND review_id = $2",
+    if (store_query(b->store,
+                    "SELECT e.envelope->'data' FROM reviews r JOIN events e ON e.seq = r.event_seq "
+                    "WHERE r.jurisdiction = $1 AND r.review_id = $2",
                     2, params, on_review, r) != SN_OK)
         on_review(NULL, r);
 }

@@ -280,8 +280,15 @@ static void on_stored(enum ingest_outcome outcome, void *arg)
 struct conflict_job {
     struct taken *taken;
     rd_kafka_message_t *msg;
-    char source[160], id[160];
+    char *source, *id;
 };
+
+static void conflict_job_free(struct conflict_job *job)
+{
+    free(job->source);
+    free(job->id);
+    free(job);
+}
 
 static void on_stored_keep_message(enum ingest_outcome outcome, void *arg)
 {
@@ -289,18 +296,18 @@ static void on_stored_keep_message(enum ingest_outcome outcome, void *arg)
     struct taken *t = job->taken;
     if (outcome == INGEST_CONFLICT && t->part) {
         /* a re-used (source, id) with other content is refused like bad input */
-        char msg[400];
+        char msg[1200];
         snprintf(msg, sizeof(msg),
                  "an event with source %s and id %s was already accepted with different content",
                  job->source, job->id);
         json_t *errors = json_pack("[{s:s,s:s}]", "pointer", "/id", "message", msg);
         quarantine(t->ik, t, job->msg, 409, errors);
         json_decref(errors);
-        free(job);
+        conflict_job_free(job);
         return;
     }
     rd_kafka_message_destroy(job->msg);
-    free(job);
+    conflict_job_free(job);
     on_stored(outcome, t);
 }
 
@@ -373,8 +380,8 @@ static void handle_message(struct ingest_kafka *ik, rd_kafka_message_t *msg)
     struct conflict_job *job = xcalloc(1, sizeof(*job));
     job->taken = t;
     job->msg = msg;
-    snprintf(job->source, sizeof(job->source), "%s", ev->source);
-    snprintf(job->id, sizeof(job->id), "%s", ev->id);
+    job->source = xstrdup(ev->source);
+    job->id = xstrdup(ev->id);
     ingest_submit(ik->ingest, ev, "kafka", on_stored_keep_message, job);
 }
 

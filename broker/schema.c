@@ -235,6 +235,7 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
         json_t *term;
         if (!json_is_array(terms) || json_array_size(terms) == 0) {
             errf(err, errlen, "%s: set '%s' needs a non-empty \"terms\" array", file, name);
+            json_decref(codes);
             goto fail;
         }
         json_array_foreach(terms, i, term) {

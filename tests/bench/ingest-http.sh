@@ -42,15 +42,16 @@ wrk -t2 -c$conns -d"${seconds}s" --timeout 10s -s tests/bench/post-events.lua "h
     -- "$work/events.jsonl" 2 "$token" > "$work/wrk.out"
 result=$(grep '^RESULT' "$work/wrk.out")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$broker_pid/status")
+txns=$(curl -s "http://$addr/metrics" | awk '/^sn_ingest_transactions_total/ {print $2}')
 stored=$(psql -X -A -t -d "$conninfo" -c "SELECT count(*) FROM events")
 
 # pgbench on the same cluster: one insert of an event-sized row per transaction
-sample=$(head -c 1500 "$work/events.jsonl" | head -1 | sed "s/'/''/g")
+sample=$(head -1 "$work/events.jsonl" | sed "s/'/''/g")
 psql -X -q -d "$conninfo" -c "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, body jsonb NOT NULL)"
 printf "INSERT INTO bench_rows (body) VALUES ('%s');\n" "$sample" > "$work/insert.sql"
 echo "pgbench: $conns clients, 2 threads, ${seconds}s..."
 pgbench -n -c $conns -j 2 -T "$seconds" -f "$work/insert.sql" -h "$work/var/pg" -U sn_broker postgres \
-    > "$work/pgbench.out" 2>&1
+    > "$work/pgbench.out" 2>&1 || { echo "pgbench failed:"; cat "$work/pgbench.out"; exit 1; }
 pg_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench.out")
 
 accepted=$(echo "$result" | sed -E 's/.*accepted=([0-9]+).*/\1/')
@@ -59,7 +60,7 @@ p50=$(echo "$result" | sed -E 's/.*p50_ms=([0-9.]+).*/\1/')
 p99=$(echo "$result" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')
 other=$(echo "$result" | sed -E 's/.*other=([0-9]+).*/\1/')
 awk -v a="$accepted" -v s="$secs" -v pg="$pg_tps" -v p50="$p50" -v p99="$p99" -v rss="$rss_kb" \
-    -v stored="$stored" -v other="$other" 'BEGIN {
+    -v stored="$stored" -v other="$other" -v txns="$txns" 'BEGIN {
     eps = a / s
     printf "\ningest over HTTP (durable: 202 only after commit)\n"
     printf "  %-44s %10.0f /s\n", "sn-broker events accepted (202)", eps
@@ -69,5 +70,6 @@ awk -v a="$accepted" -v s="$secs" -v pg="$pg_tps" -v p50="$p50" -v p99="$p99" -v
     printf "  %-44s %10.2f ms\n", "202 latency p99", p99
     printf "  %-44s %10.1f MiB\n", "broker peak RSS", rss / 1024
     printf "  %-44s %10d\n", "events stored (database count)", stored
+    printf "  %-44s %10d   (%.1f events each)\n", "group-commit transactions", txns, stored / (txns ? txns : 1)
     printf "  %-44s %10d\n", "replies other than 202/200", other
 }'

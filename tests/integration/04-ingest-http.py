@@ -200,6 +200,28 @@ def test_batch_mode_answers_each_item():
     check(status == 400, "a batch that is not an array: 400", 400, status)
 
 
+def test_long_multibyte_id_and_versions_inside_one_batch():
+    b = started()
+    tn = create_token(b, "emitter", "US-TN")
+    long_id = "é" * 128  # 128 characters, 256 bytes: at the schema's limit
+    status, _, body = post(b, tn, event("US-TN", long_id, review("US-TN", "L-1")))
+    check(status == 202 and body["id"] == long_id, "a 128-character multi-byte id is kept whole",
+          202, (status, body))
+    check(b.psql("SELECT length(event_id) FROM events") == "128", "stored whole")
+    v2 = review("US-TN", "L-2", improvement_opportunities=[
+        {"theme": "training", "seips_domain": "person", "priority": "low"}], family_needs=[])
+    batch = [event("US-TN", "l2-v1", review("US-TN", "L-2")), event("US-TN", "l2-v2", v2),
+             event("US-TN", "l2-v1", review("US-TN", "L-2"))]
+    status, _, body = post(b, tn, batch, "application/cloudevents-batch+json")
+    got = [(r["status"], r.get("outcome")) for r in body["results"]]
+    want = [(202, "accepted"), (202, "accepted"), (200, "duplicate")]
+    check(got == want, "two versions and a repeat in one batch", want, got)
+    check(b.psql("SELECT version FROM reviews WHERE review_id = 'L-2'") == "2", "both versions counted")
+    live = b.psql("SELECT string_agg(coalesce(theme, need), ',') FROM facts "
+                  "WHERE review_id = 'L-2' AND retracted_at IS NULL")
+    check(live == "training", "the later version's facts are the live ones", "training", live)
+
+
 def test_kill9_right_after_202_keeps_the_event():
     b = started()
     tn = create_token(b, "emitter", "US-TN")
