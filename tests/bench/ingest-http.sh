@@ -53,6 +53,10 @@ echo "pgbench: $conns clients, 2 threads, ${seconds}s..."
 pgbench -n -c $conns -j 2 -T "$seconds" -f "$work/insert.sql" -h "$work/var/pg" -U sn_broker postgres \
     > "$work/pgbench.out" 2>&1 || { echo "pgbench failed:"; cat "$work/pgbench.out"; exit 1; }
 pg_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench.out")
+# context: the same script from one client, where every commit waits alone
+pgbench -n -c 1 -j 1 -T "$seconds" -f "$work/insert.sql" -h "$work/var/pg" -U sn_broker postgres \
+    > "$work/pgbench1.out" 2>&1 || { echo "pgbench failed:"; cat "$work/pgbench1.out"; exit 1; }
+pg1_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$work/pgbench1.out")
 
 accepted=$(echo "$result" | sed -E 's/.*accepted=([0-9]+).*/\1/')
 secs=$(echo "$result" | sed -E 's/.*seconds=([0-9.]+).*/\1/')
@@ -60,12 +64,13 @@ p50=$(echo "$result" | sed -E 's/.*p50_ms=([0-9.]+).*/\1/')
 p99=$(echo "$result" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')
 other=$(echo "$result" | sed -E 's/.*other=([0-9]+).*/\1/')
 awk -v a="$accepted" -v s="$secs" -v pg="$pg_tps" -v p50="$p50" -v p99="$p99" -v rss="$rss_kb" \
-    -v stored="$stored" -v other="$other" -v txns="$txns" 'BEGIN {
+    -v stored="$stored" -v other="$other" -v txns="$txns" -v pg1="$pg1_tps" 'BEGIN {
     eps = a / s
     printf "\ningest over HTTP (durable: 202 only after commit)\n"
     printf "  %-44s %10.0f /s\n", "sn-broker events accepted (202)", eps
     printf "  %-44s %10.0f /s\n", "pgbench one-insert transactions", pg
     printf "  %-44s %10.2f   (target >= 1.0)\n", "ratio broker / pgbench", eps / pg
+    printf "  %-44s %10.0f /s   (ratio %.2f)\n", "pgbench, same script, 1 client", pg1, eps / pg1
     printf "  %-44s %10.2f ms\n", "202 latency p50", p50
     printf "  %-44s %10.2f ms\n", "202 latency p99", p99
     printf "  %-44s %10.1f MiB\n", "broker peak RSS", rss / 1024
