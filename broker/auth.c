@@ -112,10 +112,12 @@ void auth_reload(struct auth *a)
 enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out)
 {
     if (!authorization) return AUTH_MISSING;
-    while (*authorization == ' ') authorization++;
+    while (*authorization == ' ')
+        authorization++;
     if (strncasecmp(authorization, "Bearer ", 7) != 0) return AUTH_MISSING;
     const char *token = authorization + 7;
-    while (*token == ' ') token++;
+    while (*token == ' ')
+        token++;
     size_t len = strcspn(token, " \t\r\n");
     if (len == 0) return AUTH_MISSING;
     if (!a->loaded) return AUTH_UNAVAILABLE;

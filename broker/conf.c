@@ -31,6 +31,8 @@ struct conf_key {
 
 #define FIELD(f) offsetof(struct conf, f)
 
+/* clang-format off */
+/* one key per entry reads better than one field per line */
 static const struct conf_key conf_keys[] = {
     {"http", "listen", CONF_ADDRESS, FIELD(http_listen), "127.0.0.1:8080", 0, 0, {NULL},
      "address of the HTTP API, host:port; port 0 picks a free port"},
@@ -62,8 +64,10 @@ static const struct conf_key conf_keys[] = {
     {"shutdown", "timeout", CONF_DURATION, FIELD(shutdown_timeout_ms), "5s", 0, 9000, {NULL},
      "how long SIGTERM waits for in-flight requests before closing"},
 };
+/* clang-format on */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -92,8 +96,8 @@ int conf_parse_duration(const char *text, int64_t *ms)
     static const struct {
         const char *suffix;
         int64_t ms;
-    } units[] = {{"ms", 1},          {"s", 1000},          {"m", 60000},
-                 {"h", 3600000},     {"d", 86400000},      {"w", 7 * 86400000LL}};
+    } units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                 {"h", 3600000}, {"d", 86400000}, {"w", 7 * 86400000LL}};
     char *end;
     if (!isdigit((unsigned char)text[0])) return -1;
     errno = 0;
@@ -164,7 +168,8 @@ static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
         snprintf(buf, len, "an integer from %lld to %lld", (long long)k->min, (long long)k->max);
         break;
     case CONF_DURATION:
-        snprintf(buf, len, "a duration such as 500ms, 5s, 10m, 12h, 90d, 26w, from %lldms to %lldms",
+        snprintf(buf, len,
+                 "a duration such as 500ms, 5s, 10m, 12h, 90d, 26w, from %lldms to %lldms",
                  (long long)k->min, (long long)k->max);
         break;
     case CONF_SIZE:
@@ -198,7 +203,7 @@ static enum sn_err set_key(struct conf *conf, const struct conf_key *k, const ch
             v = strtoll(value, &end, 10);
             if (errno || end == value || *end) v = k->min - 1;
         } else if ((k->type == CONF_DURATION ? conf_parse_duration(value, &v)
-                                              : conf_parse_size(value, &v)) != 0) {
+                                             : conf_parse_size(value, &v)) != 0) {
             v = k->min - 1;
         }
         if (v < k->min || v > k->max) {
@@ -211,7 +216,8 @@ static enum sn_err set_key(struct conf *conf, const struct conf_key *k, const ch
     }
     if (k->type == CONF_CHOICE) {
         int ok = 0;
-        for (int i = 0; k->choices[i]; i++) ok |= strcmp(k->choices[i], value) == 0;
+        for (int i = 0; k->choices[i]; i++)
+            ok |= strcmp(k->choices[i], value) == 0;
         if (!ok) {
             errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
                  k->key, allowed);
@@ -288,8 +294,8 @@ void conf_init(struct conf *conf)
     char err[256];
     memset(conf, 0, sizeof(*conf));
     for (size_t i = 0; i < SN_ARRAY_LEN(conf_keys); i++) {
-        enum sn_err rc = set_key(conf, &conf_keys[i], conf_keys[i].default_value, "default", err,
-                                 sizeof(err));
+        enum sn_err rc =
+            set_key(conf, &conf_keys[i], conf_keys[i].default_value, "default", err, sizeof(err));
         if (rc != SN_OK) {
             /* the table itself is wrong: a programming error */
             fprintf(stderr, "%s\n", err);
@@ -326,9 +332,11 @@ enum sn_err conf_set(struct conf *conf, const char *name, const char *value, cha
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
     return s;
 }
 
@@ -469,7 +477,8 @@ void conf_print_keys(FILE *out)
         const struct conf_key *k = &conf_keys[i];
         char env[128], allowed[256];
         int n = snprintf(env, sizeof(env), "SN_%s_%s", k->section, k->key);
-        for (int j = 0; j < n; j++) env[j] = (char)toupper((unsigned char)env[j]);
+        for (int j = 0; j < n; j++)
+            env[j] = (char)toupper((unsigned char)env[j]);
         describe_allowed(k, allowed, sizeof(allowed));
         fprintf(out, "  %s.%s (%s, default \"%s\")\n      %s; %s\n", k->section, k->key, env,
                 k->default_value, k->help, allowed);

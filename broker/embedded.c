@@ -24,10 +24,10 @@
 #include "store.h"
 #include "token.h"
 
-#define PG_SUPERUSER   "sn_broker"
-#define PG_PORT        "5432"
-#define RELOCATE_ROOT  "/var/lib/sn-broker/embedded"
-#define READY_POLL_MS  50
+#define PG_SUPERUSER  "sn_broker"
+#define PG_PORT       "5432"
+#define RELOCATE_ROOT "/var/lib/sn-broker/embedded"
+#define READY_POLL_MS 50
 
 enum child_kind { CHILD_NONE, CHILD_INITDB, CHILD_POSTGRES };
 
@@ -61,7 +61,8 @@ struct embedded {
     void *stopped_arg;
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -85,7 +86,7 @@ static int mkdir_p(const char *path, mode_t mode)
         errno = ENAMETOOLONG;
         return -1;
     }
-    strcpy(tmp, path);
+    snprintf(tmp, sizeof(tmp), "%s", path);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -284,7 +285,8 @@ static void clear_stale_postmaster(const struct embedded *e)
     }
     if (pid > 0 && !(alive(pid) && is_our_postmaster(pid, e->data_dir))) {
         char *socklock = path_join(e->pg_root, ".s.PGSQL." PG_PORT ".lock");
-        if (unlink(pidfile) == 0) log_info(json_pack("{s:i}", "pid", (int)pid), "removed a stale postmaster.pid");
+        if (unlink(pidfile) == 0)
+            log_info(json_pack("{s:i}", "pid", (int)pid), "removed a stale postmaster.pid");
         unlink(socklock);
         free(socklock);
     }
@@ -344,8 +346,7 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
         e->uid = pw->pw_uid;
         e->gid = pw->pw_gid;
         e->ngroups = (int)SN_ARRAY_LEN(e->groups);
-        if (getgrouplist(pw->pw_name, pw->pw_gid, e->groups, &e->ngroups) < 0)
-            e->ngroups = 0;
+        if (getgrouplist(pw->pw_name, pw->pw_gid, e->groups, &e->ngroups) < 0) e->ngroups = 0;
     }
 
     /* The cluster lives in DIR/pg unless the PostgreSQL user cannot reach DIR
@@ -357,7 +358,8 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
         unsigned char digest[SHA256_DIGEST_LENGTH];
         char key[17];
         SHA256((const unsigned char *)e->dir, strlen(e->dir), digest);
-        for (int i = 0; i < 8; i++) snprintf(key + 2 * i, 3, "%02x", digest[i]);
+        for (int i = 0; i < 8; i++)
+            snprintf(key + 2 * i, 3, "%02x", digest[i]);
         e->pg_root = path_join(RELOCATE_ROOT, key);
         char *note = path_join(e->dir, "pg.location");
         FILE *f = fopen(note, "w");
@@ -377,7 +379,8 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
         errf(err, errlen, "cannot prepare %s: %s", e->pg_root, strerror(errno));
         goto fail;
     }
-    if (strlen(e->pg_root) + sizeof("/.s.PGSQL." PG_PORT) > sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    if (strlen(e->pg_root) + sizeof("/.s.PGSQL." PG_PORT) >
+        sizeof(((struct sockaddr_un *)0)->sun_path)) {
         errf(err, errlen, "the path %s is too long for a unix socket: use a shorter directory",
              e->pg_root);
         goto fail;
@@ -452,13 +455,20 @@ static void on_poll_ready(evutil_socket_t fd, short what, void *arg)
 static void start_postgres(struct embedded *e)
 {
     char *argv[] = {e->postgres,
-                    "-D", e->data_dir,
-                    "-k", e->pg_root,
-                    "-p", PG_PORT,
-                    "-c", "listen_addresses=",
-                    "-c", "unix_socket_permissions=0700",
-                    "-c", "max_connections=100",
-                    "-c", "logging_collector=off",
+                    "-D",
+                    e->data_dir,
+                    "-k",
+                    e->pg_root,
+                    "-p",
+                    PG_PORT,
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "unix_socket_permissions=0700",
+                    "-c",
+                    "max_connections=100",
+                    "-c",
+                    "logging_collector=off",
                     NULL};
     e->child = spawn(e, SIGINT, argv);
     if (e->child < 0) {
@@ -476,8 +486,8 @@ static void start_postgres(struct embedded *e)
 static void start_initdb(struct embedded *e)
 {
     char *tmp = path_join(e->pg_root, "data.tmp");
-    char *argv[] = {e->initdb,   "-D",          tmp, "-U", PG_SUPERUSER, "-A", "trust",
-                    "-E",        "UTF8",        "--no-locale", "--no-instructions", NULL};
+    char *argv[] = {e->initdb, "-D", tmp,    "-U",          PG_SUPERUSER,        "-A",
+                    "trust",   "-E", "UTF8", "--no-locale", "--no-instructions", NULL};
     log_info(json_pack("{s:s}", "data_dir", e->data_dir),
              "first start of this directory: creating a private PostgreSQL cluster (initdb)");
     e->child = spawn(e, SIGTERM, argv);
@@ -560,8 +570,10 @@ void embedded_start(struct embedded *e, struct event_base *base, const struct em
     char *version = path_join(e->data_dir, "PG_VERSION");
     int exists = stat(version, &st) == 0;
     free(version);
-    if (exists) start_postgres(e);
-    else start_initdb(e);
+    if (exists)
+        start_postgres(e);
+    else
+        start_initdb(e);
 }
 
 /* Fast shutdown first; SIGQUIT (immediate) if it hangs, SIGKILL at last. */
@@ -572,7 +584,8 @@ static void on_escalate(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (e->kind == CHILD_NONE) return;
     int sig = e->escalation++ == 0 ? SIGQUIT : SIGKILL;
-    log_warn(json_pack("{s:i,s:s}", "pid", (int)e->child, "signal", sig == SIGQUIT ? "SIGQUIT" : "SIGKILL"),
+    log_warn(json_pack("{s:i,s:s}", "pid", (int)e->child, "signal",
+                       sig == SIGQUIT ? "SIGQUIT" : "SIGKILL"),
              "postgres is slow to stop");
     kill(e->child, sig);
     struct timeval tv = {1, 0};

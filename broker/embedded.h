@@ -30,7 +30,8 @@ struct embedded_hooks {
 enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embedded **out,
                           char *err, size_t errlen);
 /* Runs initdb if needed, then postgres; hooks report progress on the loop. */
-void embedded_start(struct embedded *e, struct event_base *base, const struct embedded_hooks *hooks);
+void embedded_start(struct embedded *e, struct event_base *base,
+                    const struct embedded_hooks *hooks);
 /* libpq connection string of the private cluster. */
 const char *embedded_conninfo(const struct embedded *e);
 const char *embedded_dir(const struct embedded *e);

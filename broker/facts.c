@@ -21,7 +21,8 @@ json_t *facts_from_review(const json_t *data)
     const json_t *incident = json_object_get(data, "incident");
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(data, "improvement_opportunities"), i, v) {
+    json_array_foreach(json_object_get(data, "improvement_opportunities"), i, v)
+    {
         json_t *fact = new_fact("improvement_opportunity", incident);
         static const char *const labels[] = {"theme", "subtheme", "partner", "seips_domain",
                                              "priority"};
@@ -29,7 +30,8 @@ json_t *facts_from_review(const json_t *data)
             copy_label(fact, labels[j], v, labels[j]);
         json_array_append_new(facts, fact);
     }
-    json_array_foreach(json_object_get(data, "family_needs"), i, v) {
+    json_array_foreach(json_object_get(data, "family_needs"), i, v)
+    {
         json_t *fact = new_fact("family_need", incident);
         if (json_is_string(v)) json_object_set(fact, "need", v);
         json_array_append_new(facts, fact);

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -75,7 +76,8 @@ int http_route_match(const char *pattern, const char *path, char **params, int m
         path += slen;
         if (*pattern == '\0' && *path == '\0') return 1;
     }
-    for (int i = 0; i < *nparams; i++) free(params[i]);
+    for (int i = 0; i < *nparams; i++)
+        free(params[i]);
     *nparams = 0;
     return 0;
 }
@@ -98,7 +100,8 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 
 static void request_free(struct http_request *r)
 {
-    for (int i = 0; i < r->nparams; i++) free(r->params[i]);
+    for (int i = 0; i < r->nparams; i++)
+        free(r->params[i]);
     free(r);
 }
 
@@ -185,7 +188,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
         int n;
         if (!http_route_match(route->pattern, path, params, HTTP_MAX_PARAMS, &n)) continue;
         if (strcmp(route->method, method) != 0) {
-            for (int j = 0; j < n; j++) free(params[j]);
+            for (int j = 0; j < n; j++)
+                free(params[j]);
             path_match = route;
             if (!strstr(allow, route->method)) {
                 size_t off = strlen(allow);
@@ -222,8 +226,8 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
     s->http = evhttp_new(base);
     if (!s->http) sn_oom(0);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS);
     evhttp_set_timeout(s->http, 60);
     /* bodies up to 4 times the limit are read and refused with a problem
      * document; past that libevent refuses them itself */
@@ -244,20 +248,15 @@ enum sn_err http_server_listen(struct http_server *s, const char *address, char 
     if (conf_parse_address(address, host, sizeof(host), &port) != 0) return SN_ERR_INVAL;
     s->listener = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
     if (!s->listener) return SN_ERR_IO;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sslen = sizeof(ss);
     evutil_socket_t fd = evhttp_bound_socket_get_fd(s->listener);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) return SN_ERR_IO;
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-        snprintf(bound, boundlen, "[%s]:%d", ip, ntohs(sin6->sin6_port));
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-        snprintf(bound, boundlen, "%s:%d", ip, ntohs(sin->sin_port));
-    }
+    char ip[NI_MAXHOST], service[NI_MAXSERV];
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0 ||
+        getnameinfo((struct sockaddr *)&ss, sslen, ip, sizeof(ip), service, sizeof(service),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return SN_ERR_IO;
+    snprintf(bound, boundlen, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, service);
     return SN_OK;
 }
 

@@ -98,8 +98,8 @@ int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct inge
         char msg[256];
         snprintf(msg, sizeof(msg), "must be %s, the jurisdiction of source %s",
                  source + strlen(SOURCE_PREFIX), source);
-        json_array_append_new(errors,
-                              json_pack("{s:s,s:s}", "pointer", "/data/jurisdiction", "message", msg));
+        json_array_append_new(
+            errors, json_pack("{s:s,s:s}", "pointer", "/data/jurisdiction", "message", msg));
         set_problem(problem, 422, "Review does not match its source", errors);
         return -1;
     }
@@ -116,7 +116,8 @@ int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct inge
     if (!ev->envelope_text || !ev->facts_text) sn_oom(0);
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)ev->envelope_text, strlen(ev->envelope_text), digest);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(ev->hash + 2 * i, 3, "%02x", digest[i]);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(ev->hash + 2 * i, 3, "%02x", digest[i]);
     ev->source = copy_string(json_object_get(envelope, "source"));
     ev->id = copy_string(json_object_get(envelope, "id"));
     ev->jurisdiction = copy_string(json_object_get(data, "jurisdiction"));
@@ -157,7 +158,8 @@ struct batch_text {
 static void batch_append(struct batch_text *t, const char *s, size_t n)
 {
     if (t->len + n > t->cap) {
-        while (t->len + n > t->cap) t->cap *= 2;
+        while (t->len + n > t->cap)
+            t->cap *= 2;
         t->data = xrealloc(t->data, t->cap);
     }
     memcpy(t->data + t->len, s, n);
@@ -175,7 +177,8 @@ static void batch_done(PGresult *res, void *arg)
     ing->batch_len = 0;
 
     enum ingest_outcome *outcomes = xcalloc(n, sizeof(*outcomes));
-    for (size_t i = 0; i < n; i++) outcomes[i] = INGEST_UNAVAILABLE;
+    for (size_t i = 0; i < n; i++)
+        outcomes[i] = INGEST_UNAVAILABLE;
     if (res && !store_failed(res)) {
         metrics_counter_add("sn_ingest_transactions_total", "", 1);
         for (int row = 0; row < PQntuples(res); row++) {
@@ -187,8 +190,9 @@ static void batch_done(PGresult *res, void *arg)
                                                                 : INGEST_CONFLICT;
         }
     } else if (res) {
-        log_error(json_pack("{s:s,s:I}", "error", PQresultErrorMessage(res), "events", (json_int_t)n),
-                  "storing a batch of events failed");
+        log_error(
+            json_pack("{s:s,s:I}", "error", PQresultErrorMessage(res), "events", (json_int_t)n),
+            "storing a batch of events failed");
     }
     for (size_t i = 0; list; i++) {
         struct pending *p = list;
@@ -220,10 +224,10 @@ static void flush(struct ingest *ing)
     batch_append(&text, "[", 1);
     for (struct pending *p = batch; p; p = p->next) {
         struct ingest_event *ev = p->ev;
-        json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "source", ev->source, "id",
-                                   ev->id, "hash", ev->hash, "channel", p->channel, "jurisdiction",
-                                   ev->jurisdiction, "review_id", ev->review_id, "finalized_at",
-                                   ev->finalized_at);
+        json_t *fields =
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "source", ev->source, "id", ev->id, "hash",
+                      ev->hash, "channel", p->channel, "jurisdiction", ev->jurisdiction,
+                      "review_id", ev->review_id, "finalized_at", ev->finalized_at);
         char *rest = json_dumps(fields, JSON_COMPACT);
         json_decref(fields);
         if (!rest) sn_oom(0);

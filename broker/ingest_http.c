@@ -33,7 +33,8 @@ static enum content_mode content_mode(const char *content_type)
 {
     if (!content_type) return MODE_UNSUPPORTED;
     size_t len = strcspn(content_type, ";");
-    while (len > 0 && isspace((unsigned char)content_type[len - 1])) len--;
+    while (len > 0 && isspace((unsigned char)content_type[len - 1]))
+        len--;
     if (media_type_is(content_type, len, "application/cloudevents+json")) return MODE_STRUCTURED;
     if (media_type_is(content_type, len, "application/cloudevents-batch+json")) return MODE_BATCH;
     if (media_type_is(content_type, len, "application/json")) return MODE_BINARY;
@@ -120,7 +121,8 @@ static json_t *outcome_body(enum ingest_outcome outcome, const char *source, con
 
 static void reply_body(struct http_request *r, int status, json_t *body)
 {
-    if (status == 503) evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+    if (status == 503)
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
     if (status >= 400) {
         char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(body);
@@ -177,9 +179,8 @@ static int handle_event(struct broker *b, struct submission *sub, size_t index, 
     }
     if (who->role == ROLE_EMITTER && strcmp(who->jurisdiction, ev->jurisdiction) != 0) {
         char detail[256];
-        snprintf(detail, sizeof(detail),
-                 "this token may submit reviews of %s only, not of %s", who->jurisdiction,
-                 ev->jurisdiction);
+        snprintf(detail, sizeof(detail), "this token may submit reviews of %s only, not of %s",
+                 who->jurisdiction, ev->jurisdiction);
         *problem_out = problem_body(403, "Forbidden", detail, NULL);
         ingest_event_free(ev);
         return 403;
@@ -220,13 +221,15 @@ void ingest_http_post_events(struct http_request *r)
     size_t len = evbuffer_get_length(input);
     if (len > (size_t)b->conf.http_max_body_size) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "the body is %zu bytes; the limit is %lld (http.max_body_size)",
-                 len, (long long)b->conf.http_max_body_size);
+        snprintf(detail, sizeof(detail),
+                 "the body is %zu bytes; the limit is %lld (http.max_body_size)", len,
+                 (long long)b->conf.http_max_body_size);
         http_reply_problem(r, 413, "Content Too Large", detail, NULL);
         return;
     }
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)evbuffer_pullup(input, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb((const char *)evbuffer_pullup(input, -1), len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         char detail[300];
         snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
@@ -260,7 +263,8 @@ void ingest_http_post_events(struct http_request *r)
     if (mode == MODE_BATCH) {
         sub->items = json_array_size(root);
         sub->results = json_array();
-        for (size_t i = 0; i < sub->items; i++) json_array_append_new(sub->results, json_null());
+        for (size_t i = 0; i < sub->items; i++)
+            json_array_append_new(sub->results, json_null());
         for (size_t i = 0; i < sub->items; i++) {
             json_t *problem = NULL;
             int status = handle_event(b, sub, i, json_array_get(root, i), &who, &problem);
@@ -270,7 +274,8 @@ void ingest_http_post_events(struct http_request *r)
             }
         }
     } else {
-        json_t *envelope = mode == MODE_BINARY ? envelope_from_headers(headers, root) : json_incref(root);
+        json_t *envelope =
+            mode == MODE_BINARY ? envelope_from_headers(headers, root) : json_incref(root);
         json_t *problem = NULL;
         int status = handle_event(b, sub, 0, envelope, &who, &problem);
         json_decref(envelope);
@@ -278,8 +283,10 @@ void ingest_http_post_events(struct http_request *r)
     }
     json_decref(root);
     if (--sub->outstanding == 0) {
-        if (sub->batch) submission_done(sub);
-        else free(sub); /* a single event refused before storage: already answered */
+        if (sub->batch)
+            submission_done(sub);
+        else
+            free(sub); /* a single event refused before storage: already answered */
     }
 }
 
@@ -322,4 +329,3 @@ void ingest_http_get_review(struct http_request *r)
                     2, params, on_review, r) != SN_OK)
         on_review(NULL, r);
 }
-

@@ -113,8 +113,9 @@ static void rewind_partition(struct ingest_kafka *ik, struct partition *p)
     rd_kafka_topic_partition_list_t *list = one_partition(ik, p->id, p->rewind_to);
     rd_kafka_error_t *error = rd_kafka_seek_partitions(ik->rk, list, 0);
     if (error) {
-        log_error(json_pack("{s:i,s:I}", "partition", (int)p->id, "offset", (json_int_t)p->rewind_to),
-                  "kafka: cannot seek back: %s", rd_kafka_error_string(error));
+        log_error(
+            json_pack("{s:i,s:I}", "partition", (int)p->id, "offset", (json_int_t)p->rewind_to),
+            "kafka: cannot seek back: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
     }
     rd_kafka_topic_partition_list_destroy(list);
@@ -150,8 +151,9 @@ static void advance(struct ingest_kafka *ik, struct partition *p)
         rd_kafka_topic_partition_list_t *list = one_partition(ik, p->id, RD_KAFKA_OFFSET_INVALID);
         rd_kafka_pause_partitions(ik->rk, list);
         rd_kafka_topic_partition_list_destroy(list);
-        log_warn(json_pack("{s:i,s:I}", "partition", (int)p->id, "offset", (json_int_t)p->rewind_to),
-                 "kafka ingestion paused: the database is unavailable; will retry from this offset");
+        log_warn(
+            json_pack("{s:i,s:I}", "partition", (int)p->id, "offset", (json_int_t)p->rewind_to),
+            "kafka ingestion paused: the database is unavailable; will retry from this offset");
     }
     if (p->rewinding && p->inflight == 0) rewind_partition(ik, p);
 }
@@ -246,8 +248,8 @@ static void quarantine(struct ingest_kafka *ik, struct taken *t, rd_kafka_messag
     snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
     snprintf(status_text, sizeof(status_text), "%d", status);
-    const char *params[] = {ik->topic, partition, offset, key64, headers_text, payload64,
-                            status_text, errors_text};
+    const char *params[] = {ik->topic,    partition, offset,      key64,
+                            headers_text, payload64, status_text, errors_text};
     log_warn(json_pack("{s:s,s:i,s:I,s:s}", "topic", ik->topic, "partition", (int)msg->partition,
                        "offset", (json_int_t)msg->offset, "errors", errors_text),
              "kafka: message refused, quarantined and copied to the DLQ");
@@ -255,7 +257,8 @@ static void quarantine(struct ingest_kafka *ik, struct taken *t, rd_kafka_messag
         ik->store,
         "INSERT INTO quarantine (topic, partition, \"offset\", message_key, headers, payload, "
         "status, errors) VALUES ($1, $2::int, $3::bigint, decode($4, 'base64'), $5::jsonb, "
-        "decode($6, 'base64'), $7::int, $8::jsonb) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
+        "decode($6, 'base64'), $7::int, $8::jsonb) ON CONFLICT (topic, partition, \"offset\") DO "
+        "NOTHING",
         8, params, on_quarantined, job);
     free(headers_text);
     free(errors_text);
@@ -312,8 +315,7 @@ static void on_stored_keep_message(enum ingest_outcome outcome, void *arg)
 }
 
 /* Binary mode: ce_* headers carry the attributes, the value is data. */
-static json_t *envelope_from_message(const rd_kafka_message_t *msg, json_t *value,
-                                     int *binary)
+static json_t *envelope_from_message(const rd_kafka_message_t *msg, json_t *value, int *binary)
 {
     rd_kafka_headers_t *headers;
     *binary = 0;
@@ -321,7 +323,8 @@ static json_t *envelope_from_message(const rd_kafka_message_t *msg, json_t *valu
         return json_incref(value);
     const void *v;
     size_t size;
-    if (rd_kafka_header_get_last(headers, "ce_specversion", &v, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_header_get_last(headers, "ce_specversion", &v, &size) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
         return json_incref(value);
     *binary = 1;
     json_t *envelope = json_object();
@@ -353,8 +356,8 @@ static void handle_message(struct ingest_kafka *ik, rd_kafka_message_t *msg)
     ik->inflight++;
 
     json_error_t jerr;
-    json_t *value = msg->payload ? json_loadb(msg->payload, msg->len, JSON_REJECT_DUPLICATES, &jerr)
-                                 : NULL;
+    json_t *value =
+        msg->payload ? json_loadb(msg->payload, msg->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!value) {
         char text[300];
         snprintf(text, sizeof(text), "malformed JSON at line %d, column %d: %s",
@@ -424,8 +427,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_conf *conf,
                              const struct schema_set *schemas, struct ingest *ingest,
-                             struct store *store, struct kafka *producer,
-                             struct ingest_kafka **out, char *err, size_t errlen)
+                             struct store *store, struct kafka *producer, struct ingest_kafka **out,
+                             char *err, size_t errlen)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     const char *settings[][2] = {
@@ -440,7 +443,8 @@ enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_
         {"log.queue", "true"},
     };
     for (size_t i = 0; i < SN_ARRAY_LEN(settings); i++) {
-        if (rd_kafka_conf_set(kc, settings[i][0], settings[i][1], err, errlen) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(kc, settings[i][0], settings[i][1], err, errlen) !=
+            RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(kc);
             return SN_ERR_KAFKA;
         }

@@ -25,8 +25,8 @@ struct ingest_kafka_conf {
 
 enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_conf *conf,
                              const struct schema_set *schemas, struct ingest *ingest,
-                             struct store *store, struct kafka *producer,
-                             struct ingest_kafka **out, char *err, size_t errlen);
+                             struct store *store, struct kafka *producer, struct ingest_kafka **out,
+                             char *err, size_t errlen);
 /* Stops or restarts fetching (while the database is not ready). */
 void ingest_kafka_pause(struct ingest_kafka *ik, int paused);
 /* Messages taken but not yet stored. */

@@ -40,13 +40,16 @@ struct kafka {
 /* syslog levels (librdkafka's) -> ours */
 static enum log_level map_level(int level)
 {
-    return level <= 3 ? SN_LOG_ERROR : level <= 4 ? SN_LOG_WARN : level <= 6 ? SN_LOG_INFO : SN_LOG_DEBUG;
+    return level <= 3   ? SN_LOG_ERROR
+           : level <= 4 ? SN_LOG_WARN
+           : level <= 6 ? SN_LOG_INFO
+                        : SN_LOG_DEBUG;
 }
 
 void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    log_at(map_level(level), json_pack("{s:s,s:s}", "component", rd_kafka_name(rk), "facility", fac),
-           "%s", buf);
+    log_at(map_level(level),
+           json_pack("{s:s,s:s}", "component", rd_kafka_name(rk), "facility", fac), "%s", buf);
 }
 
 /* Called on librdkafka's own threads (for the mock cluster's handle); the
@@ -163,9 +166,11 @@ static void set_up(struct kafka *k, int up)
     if (k->up == up) return;
     k->up = up;
     metrics_gauge_set("sn_kafka_up", "", up);
-    if (up) log_info(json_pack("{s:s}", "bootstrap", k->bootstrap), "kafka connected");
-    else log_warn(json_pack("{s:s,s:s}", "bootstrap", k->bootstrap, "detail", k->detail),
-                  "kafka not reachable");
+    if (up)
+        log_info(json_pack("{s:s}", "bootstrap", k->bootstrap), "kafka connected");
+    else
+        log_warn(json_pack("{s:s,s:s}", "bootstrap", k->bootstrap, "detail", k->detail),
+                 "kafka not reachable");
     if (k->hooks.on_state) k->hooks.on_state(k, up, k->hooks.arg);
 }
 
@@ -180,7 +185,8 @@ static void handle_stats(struct kafka *k, const char *stats)
     const char *name;
     json_t *b;
     int up = 0;
-    json_object_foreach(brokers, name, b) {
+    json_object_foreach(brokers, name, b)
+    {
         const char *state = json_string_value(json_object_get(b, "state"));
         if (state && strcmp(state, "UP") == 0) up++;
     }
@@ -201,8 +207,8 @@ static void handle_event(struct kafka *k, rd_kafka_event_t *ev)
         int fatal = rd_kafka_event_error_is_fatal(ev);
         snprintf(k->detail, sizeof(k->detail), "%s", rd_kafka_event_error_string(ev));
         log_at(fatal ? SN_LOG_ERROR : SN_LOG_WARN,
-               json_pack("{s:s,s:b}", "code", rd_kafka_err2name(code), "fatal", fatal),
-               "kafka: %s", rd_kafka_event_error_string(ev));
+               json_pack("{s:s,s:b}", "code", rd_kafka_err2name(code), "fatal", fatal), "kafka: %s",
+               rd_kafka_event_error_string(ev));
         if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || fatal) set_up(k, 0);
         break;
     }
@@ -239,8 +245,7 @@ static void drain_main(void *arg)
 }
 
 enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
-                      const struct kafka_hooks *hooks, struct kafka **out, char *err,
-                      size_t errlen)
+                      const struct kafka_hooks *hooks, struct kafka **out, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != 0 ||
@@ -253,8 +258,8 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
         return SN_ERR_KAFKA;
     }
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb); /* until the log queue is attached */
-    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
-                                       RD_KAFKA_EVENT_STATS | RD_KAFKA_EVENT_LOG);
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_STATS |
+                                       RD_KAFKA_EVENT_LOG);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
     if (!rk) {
         rd_kafka_conf_destroy(conf);
@@ -288,10 +293,10 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
 enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
                           const void *value, size_t len, rd_kafka_headers_t *headers)
 {
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err) {
         if (headers) rd_kafka_headers_destroy(headers);
         log_error(json_pack("{s:s}", "topic", topic), "kafka: cannot produce: %s",
@@ -315,12 +320,14 @@ void kafka_free(struct kafka *k, int timeout_ms)
 {
     if (!k) return;
     rd_kafka_resp_err_t rerr = rd_kafka_flush(k->rk, timeout_ms);
-    if (rerr) log_warn(json_pack("{s:i}", "outq", rd_kafka_outq_len(k->rk)),
-                       "kafka: not everything was flushed: %s", rd_kafka_err2str(rerr));
+    if (rerr)
+        log_warn(json_pack("{s:i}", "outq", rd_kafka_outq_len(k->rk)),
+                 "kafka: not everything was flushed: %s", rd_kafka_err2str(rerr));
     kafka_wakeup_free(k->wakeup);
     /* drain what is left so that rd_kafka_destroy() does not wait on it */
     rd_kafka_event_t *ev;
-    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) rd_kafka_event_destroy(ev);
+    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL)
+        rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(k->mainq);
     rd_kafka_destroy(k->rk);
     free(k->bootstrap);

@@ -79,7 +79,8 @@ void log_write(enum log_level level, json_t *fields, const char *fmt, ...)
         /* cut: do not leave half of a UTF-8 character at the end */
         size_t len = sizeof(msg) - 1;
         size_t start = len;
-        while (start > 0 && ((unsigned char)msg[start - 1] & 0xC0) == 0x80) start--;
+        while (start > 0 && ((unsigned char)msg[start - 1] & 0xC0) == 0x80)
+            start--;
         if (start > 0 && ((unsigned char)msg[start - 1] & 0x80)) {
             unsigned char lead = (unsigned char)msg[start - 1];
             size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
@@ -97,7 +98,8 @@ void log_write(enum log_level level, json_t *fields, const char *fmt, ...)
     if (fields) {
         const char *key;
         json_t *value;
-        json_object_foreach(fields, key, value) {
+        json_object_foreach(fields, key, value)
+        {
             if (!json_object_get(line, key)) json_object_set(line, key, value);
         }
         json_decref(fields);
@@ -105,11 +107,11 @@ void log_write(enum log_level level, json_t *fields, const char *fmt, ...)
     char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(line);
     if (!text) return;
+    /* the newline goes on the same buffer: one write(2) per line */
     size_t len = strlen(text);
-    char *out = xmalloc(len + 2);
-    memcpy(out, text, len);
-    out[len] = '\n';
-    write_all(log_fd, out, len + 1);
-    free(out);
+    text = xrealloc(text, len + 2);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    write_all(log_fd, text, len + 1);
     free(text);
 }

@@ -75,8 +75,10 @@ static void finish_shutdown(struct broker *b)
     b->kafka = NULL;
     kafka_mock_free(b->kafka_mock);
     b->kafka_mock = NULL;
-    if (b->embedded) embedded_stop(b->embedded, on_loop_done, b);
-    else on_loop_done(b);
+    if (b->embedded)
+        embedded_stop(b->embedded, on_loop_done, b);
+    else
+        on_loop_done(b);
 }
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
@@ -139,8 +141,7 @@ static void announce_if_ready(struct broker *b)
     if (b->announced || !broker_ready(b, NULL)) return;
     if (b->embedded && !b->admin_token_ready) return;
     b->announced = 1;
-    log_info(json_pack("{s:s,s:s}", "http", b->http_address, "kafka", b->kafka_bootstrap),
-             "ready");
+    log_info(json_pack("{s:s,s:s}", "http", b->http_address, "kafka", b->kafka_bootstrap), "ready");
     if (b->embedded) {
         printf("\nsn-broker is ready (embedded mode, data in %s)\n"
                "  HTTP API         http://%s  (try: curl http://%s/readyz)\n"
@@ -219,9 +220,9 @@ static void on_pg_fatal(struct embedded *e, const char *message, void *arg)
 static int parse_args(struct broker *b, int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},  {"embedded", required_argument, NULL, 'e'},
+        {"config", required_argument, NULL, 'c'},    {"embedded", required_argument, NULL, 'e'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
     const char *config = NULL, *level = NULL;
     char err[2048];
     int c;
@@ -277,7 +278,8 @@ static void find_schemas_dir(const struct conf *conf, char *out, size_t len)
     if (n > 0) {
         exe[n] = '\0';
         char *dir = dirname(exe);
-        static const char *const up[] = {"/../../schemas", "/../../../schemas", "/../share/sn-broker/schemas"};
+        static const char *const up[] = {"/../../schemas", "/../../../schemas",
+                                         "/../share/sn-broker/schemas"};
         for (size_t i = 0; i < SN_ARRAY_LEN(up); i++) {
             char probe[PATH_MAX + 64];
             snprintf(probe, sizeof(probe), "%s%s/cloudevent.v1.json", dir, up[i]);
@@ -344,7 +346,8 @@ static int start(struct broker *b)
 
     snprintf(b->kafka_bootstrap, sizeof(b->kafka_bootstrap), "%s", b->conf.kafka_bootstrap_servers);
     if (b->embedded && !b->kafka_bootstrap[0]) {
-        rc = kafka_mock_start((int)b->conf.embedded_kafka_brokers, &b->kafka_mock, err, sizeof(err));
+        rc =
+            kafka_mock_start((int)b->conf.embedded_kafka_brokers, &b->kafka_mock, err, sizeof(err));
         if (rc != SN_OK) {
             log_error(NULL, "cannot start the mock Kafka cluster: %s", err);
             return 1;

@@ -44,7 +44,8 @@ void metrics_register(const char *name, enum metric_type type, const char *help)
 static struct series *lookup(const char *name, enum metric_type type, const char *labels)
 {
     struct family *f = families;
-    while (f && strcmp(f->name, name) != 0) f = f->next;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
     if (!f || f->type != type) {
         fprintf(stderr, "metrics: family %s not registered with this type\n", name);
         abort();
@@ -100,9 +101,12 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 
 static void format_number(char *out, size_t len, double v)
 {
-    if (isinf(v)) snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
-    else if (v == floor(v) && fabs(v) < 1e15) snprintf(out, len, "%.0f", v);
-    else snprintf(out, len, "%.9g", v);
+    if (isinf(v))
+        snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(out, len, "%.0f", v);
+    else
+        snprintf(out, len, "%.9g", v);
 }
 
 /* name{labels[,extra]} value */

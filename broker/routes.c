@@ -59,13 +59,14 @@ static void handle_readyz(struct http_request *r)
     json_t *not_ready = json_array();
     const char *name;
     json_t *check;
-    json_object_foreach(checks, name, check) {
+    json_object_foreach(checks, name, check)
+    {
         if (!json_is_true(json_object_get(check, "ready")))
             json_array_append_new(not_ready, json_string(name));
     }
     if (b->shutting_down) json_array_append_new(not_ready, json_string("shutting_down"));
-    json_t *body = json_pack("{s:s,s:o,s:o}", "status", ready ? "ready" : "not ready",
-                             "not_ready", not_ready, "checks", checks);
+    json_t *body = json_pack("{s:s,s:o,s:o}", "status", ready ? "ready" : "not ready", "not_ready",
+                             not_ready, "checks", checks);
     http_reply_json(r, ready ? 200 : 503, body);
 }
 

@@ -30,10 +30,11 @@ struct schema_set {
 static const char *const annotation_keywords[] = {
     "$schema", "$id", "$comment", "title", "description", "examples", "default", "deprecated",
 };
-static const char *const type_names[] = {"object", "array",   "string", "number",
+static const char *const type_names[] = {"object",  "array",   "string", "number",
                                          "integer", "boolean", "null"};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -65,9 +66,12 @@ static json_t *resolve_pointer(json_t *root, const char *ptr)
         ptr++;
         size_t n = 0;
         while (*ptr && *ptr != '/' && n + 1 < sizeof(token)) {
-            if (ptr[0] == '~' && ptr[1] == '0') token[n++] = '~', ptr += 2;
-            else if (ptr[0] == '~' && ptr[1] == '1') token[n++] = '/', ptr += 2;
-            else token[n++] = *ptr++;
+            if (ptr[0] == '~' && ptr[1] == '0')
+                token[n++] = '~', ptr += 2;
+            else if (ptr[0] == '~' && ptr[1] == '1')
+                token[n++] = '/', ptr += 2;
+            else
+                token[n++] = *ptr++;
         }
         token[n] = '\0';
         if (json_is_object(node)) {
@@ -100,9 +104,12 @@ static void pointer_append(char *buf, size_t len, const char *base, const char *
 {
     size_t o = (size_t)snprintf(buf, len, "%s/", base);
     for (; *token && o + 3 < len; token++) {
-        if (*token == '~') buf[o++] = '~', buf[o++] = '0';
-        else if (*token == '/') buf[o++] = '~', buf[o++] = '1';
-        else buf[o++] = *token;
+        if (*token == '~')
+            buf[o++] = '~', buf[o++] = '0';
+        else if (*token == '/')
+            buf[o++] = '~', buf[o++] = '1';
+        else
+            buf[o++] = *token;
     }
     buf[o < len ? o : len - 1] = '\0';
 }
@@ -131,7 +138,8 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
     const char *key;
     json_t *value;
     char sub[1024], sub2[1024];
-    json_object_foreach(node, key, value) {
+    json_object_foreach(node, key, value)
+    {
         int annotation = 0;
         for (size_t i = 0; i < SN_ARRAY_LEN(annotation_keywords); i++)
             annotation |= strcmp(key, annotation_keywords[i]) == 0;
@@ -142,7 +150,8 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
             const char *name;
             json_t *child;
             if (!json_is_object(value)) goto bad_value;
-            json_object_foreach(value, name, child) {
+            json_object_foreach(value, name, child)
+            {
                 pointer_append(sub2, sizeof(sub2), sub, name);
                 if ((rc = check_schema(set, doc, child, sub2, err, errlen)) != SN_OK) return rc;
             }
@@ -154,7 +163,8 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
             } else if (json_is_array(value) && json_array_size(value) > 0) {
                 size_t i;
                 json_t *t;
-                json_array_foreach(value, i, t) {
+                json_array_foreach(value, i, t)
+                {
                     if (!json_is_string(t) || !is_type_name(json_string_value(t))) goto bad_value;
                 }
             } else {
@@ -164,7 +174,8 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
             size_t i;
             json_t *r;
             if (!json_is_array(value)) goto bad_value;
-            json_array_foreach(value, i, r) {
+            json_array_foreach(value, i, r)
+            {
                 if (!json_is_string(r)) goto bad_value;
             }
         } else if (strcmp(key, "enum") == 0) {
@@ -228,7 +239,8 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
     json_t *defs = json_object();
     const char *name;
     json_t *s;
-    json_object_foreach(sets, name, s) {
+    json_object_foreach(sets, name, s)
+    {
         json_t *terms = json_object_get(s, "terms");
         json_t *codes = json_array();
         size_t i;
@@ -238,7 +250,8 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
             json_decref(codes);
             goto fail;
         }
-        json_array_foreach(terms, i, term) {
+        json_array_foreach(terms, i, term)
+        {
             const char *code = json_string_value(json_object_get(term, "code"));
             if (!code || !*code || !json_is_string(json_object_get(term, "label")) ||
                 !json_is_string(json_object_get(term, "definition"))) {
@@ -249,7 +262,8 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
             }
             size_t j;
             json_t *seen;
-            json_array_foreach(codes, j, seen) {
+            json_array_foreach(codes, j, seen)
+            {
                 if (strcmp(json_string_value(seen), code) == 0) {
                     errf(err, errlen, "%s: code '%s' appears twice in set '%s'", file, code, name);
                     json_decref(codes);
@@ -370,7 +384,8 @@ static int digits(const char *s, int n)
 static int num(const char *s, int n)
 {
     int v = 0;
-    for (int i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
     return v;
 }
 
@@ -396,7 +411,8 @@ int schema_is_date_time(const char *s)
     if (*p == '.') {
         p++;
         if (!isdigit((unsigned char)*p)) return 0;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
     }
     /* Z or +HH:MM / -HH:MM */
     int offset_minutes = 0;
@@ -478,7 +494,8 @@ static void describe_enum(const json_t *values, char *buf, size_t len)
     size_t i, o = 0;
     json_t *v;
     buf[0] = '\0';
-    json_array_foreach(values, i, v) {
+    json_array_foreach(values, i, v)
+    {
         char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         int n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", text ? text : "?");
         free(text);
@@ -508,7 +525,8 @@ static int values_equal(const json_t *a, const json_t *b)
         if (json_object_size(a) != json_object_size(b)) return 0;
         const char *key;
         json_t *value;
-        json_object_foreach((json_t *)a, key, value) {
+        json_object_foreach((json_t *)a, key, value)
+        {
             json_t *other = json_object_get(b, key);
             if (!other || !values_equal(value, other)) return 0;
         }
@@ -537,7 +555,7 @@ static void validate_string(struct vctx *c, const json_t *schema, const json_t *
             break;
         }
     }
-    if ((k = json_object_get(schema, "format")) && !schema_is_date_time(s))
+    if (json_object_get(schema, "format") && !schema_is_date_time(s))
         add_error(c, ptr, "must be an RFC 3339 date-time such as 2026-03-01T14:30:00Z");
 }
 
@@ -550,7 +568,8 @@ static void validate_object(struct vctx *c, const struct schema_doc *doc, const 
     json_t *additional = json_object_get(schema, "additionalProperties");
     size_t i;
     json_t *r;
-    json_array_foreach(required, i, r) {
+    json_array_foreach(required, i, r)
+    {
         const char *name = json_string_value(r);
         if (!json_object_get(v, name)) {
             pointer_append(sub, sizeof(sub), ptr, name);
@@ -559,12 +578,16 @@ static void validate_object(struct vctx *c, const struct schema_doc *doc, const 
     }
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)v, key, value) {
+    json_object_foreach((json_t *)v, key, value)
+    {
         pointer_append(sub, sizeof(sub), ptr, key);
         json_t *ps = props ? json_object_get(props, key) : NULL;
-        if (ps) validate_node(c, doc, ps, value, sub);
-        else if (json_is_false(additional)) add_error(c, sub, "is not an allowed property");
-        else if (json_is_object(additional)) validate_node(c, doc, additional, value, sub);
+        if (ps)
+            validate_node(c, doc, ps, value, sub);
+        else if (json_is_false(additional))
+            add_error(c, sub, "is not an allowed property");
+        else if (json_is_object(additional))
+            validate_node(c, doc, additional, value, sub);
     }
 }
 
@@ -577,8 +600,8 @@ static void validate_array(struct vctx *c, const struct schema_doc *doc, const j
         add_error(c, ptr, "must have at least %lld items, has %zu",
                   (long long)json_integer_value(k), n);
     if ((k = json_object_get(schema, "maxItems")) && n > (size_t)json_integer_value(k))
-        add_error(c, ptr, "must have at most %lld items, has %zu",
-                  (long long)json_integer_value(k), n);
+        add_error(c, ptr, "must have at most %lld items, has %zu", (long long)json_integer_value(k),
+                  n);
     json_t *items = json_object_get(schema, "items");
     if (!items) return;
     char sub[1024];
@@ -620,8 +643,10 @@ static void validate_node(struct vctx *c, const struct schema_doc *doc, const js
         }
         if (!ok) {
             char want[128];
-            if (json_is_string(k)) snprintf(want, sizeof(want), "%s", json_string_value(k));
-            else describe_enum(k, want, sizeof(want));
+            if (json_is_string(k))
+                snprintf(want, sizeof(want), "%s", json_string_value(k));
+            else
+                describe_enum(k, want, sizeof(want));
             add_error(c, ptr, "must be of type %s, is %s", want, json_type_name(v));
             c->depth--;
             return; /* the type-specific keywords say nothing more useful */

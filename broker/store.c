@@ -28,8 +28,8 @@ struct store {
     enum store_state state;
     char detail[512];
     int attempt;
-    struct event *sock_ev;   /* connecting: one-shot; connected: persistent read */
-    struct event *write_ev;  /* connected: waits until libpq's output is flushed */
+    struct event *sock_ev;  /* connecting: one-shot; connected: persistent read */
+    struct event *write_ev; /* connected: waits until libpq's output is flushed */
     struct event *retry_ev;
     struct event *ping_ev;
     struct cmd *head, **tail;
@@ -78,7 +78,8 @@ static void set_state(struct store *s, enum store_state state)
 
 static void cmd_free(struct cmd *c)
 {
-    for (int i = 0; i < c->nparams; i++) free(c->params[i]);
+    for (int i = 0; i < c->nparams; i++)
+        free(c->params[i]);
     free(c->params);
     free(c->sql);
     free(c);
@@ -126,7 +127,8 @@ static void close_conn(struct store *s)
 static void schedule_reconnect(struct store *s)
 {
     int64_t delay = 250;
-    for (int i = 0; i < s->attempt && delay < s->reconnect_max_ms; i++) delay *= 2;
+    for (int i = 0; i < s->attempt && delay < s->reconnect_max_ms; i++)
+        delay *= 2;
     if (delay > s->reconnect_max_ms) delay = s->reconnect_max_ms;
     delay = delay * (80 + random() % 41) / 100; /* jitter: 80% to 120% */
     s->attempt++;
@@ -196,8 +198,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int rc = PQflush(s->conn);
-    if (rc < 0) lost(s, "connection lost");
-    else if (rc > 0) event_add(s->write_ev, NULL);
+    if (rc < 0)
+        lost(s, "connection lost");
+    else if (rc > 0)
+        event_add(s->write_ev, NULL);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -220,17 +224,18 @@ static void send_next(struct store *s)
     if (!s->head) s->tail = &s->head;
     c->next = NULL;
     s->inflight = c;
-    int ok = c->nparams == 0
-                 ? PQsendQuery(s->conn, c->sql)
-                 : PQsendQueryParams(s->conn, c->sql, c->nparams, NULL,
-                                     (const char *const *)c->params, NULL, NULL, 0);
+    int ok = c->nparams == 0 ? PQsendQuery(s->conn, c->sql)
+                             : PQsendQueryParams(s->conn, c->sql, c->nparams, NULL,
+                                                 (const char *const *)c->params, NULL, NULL, 0);
     if (!ok) {
         lost(s, "cannot send query");
         return;
     }
     int rc = PQflush(s->conn);
-    if (rc < 0) lost(s, "connection lost");
-    else if (rc > 0) event_add(s->write_ev, NULL);
+    if (rc < 0)
+        lost(s, "connection lost");
+    else if (rc > 0)
+        event_add(s->write_ev, NULL);
 }
 
 static void enqueue(struct store *s, const char *sql, int nparams, const char *const *params,
@@ -241,7 +246,8 @@ static void enqueue(struct store *s, const char *sql, int nparams, const char *c
     c->nparams = nparams;
     if (nparams > 0) {
         c->params = xcalloc((size_t)nparams, sizeof(char *));
-        for (int i = 0; i < nparams; i++) c->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+        for (int i = 0; i < nparams; i++)
+            c->params[i] = params[i] ? xstrdup(params[i]) : NULL;
     }
     c->cb = cb;
     c->arg = arg;
@@ -574,7 +580,8 @@ void store_free(struct store *s)
     close_conn(s);
     event_free(s->retry_ev);
     event_free(s->ping_ev);
-    for (int i = 0; i < s->nchannels; i++) free(s->channels[i]);
+    for (int i = 0; i < s->nchannels; i++)
+        free(s->channels[i]);
     free(s->applied);
     free(s->conninfo);
     free(s);

@@ -27,5 +27,6 @@ void token_hash_hex(const char *token, char hex[65])
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, strlen(token), digest);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }

@@ -37,7 +37,8 @@ static void on_created(PGresult *res, void *arg)
     struct create_ctx *c = arg;
     if (!res || store_failed(res) || PQntuples(res) != 1) {
         if (res && store_failed(res))
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)), "cannot create a token");
+            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
+                      "cannot create a token");
         reply_db_unavailable(c->r);
     } else {
         const char *jurisdiction = PQgetvalue(res, 0, 2);
@@ -98,14 +99,15 @@ void tokens_http_create(struct http_request *r)
     const char *name = json_string_value(json_object_get(body, "name"));
     const char *params[] = {role, strcmp(role, "admin") == 0 ? NULL : jurisdiction,
                             name ? name : "", hash};
-    enum sn_err rc = store_query(
-        b->store,
-        "WITH t AS (INSERT INTO tokens (role, jurisdiction, name, token_sha256) "
-        "VALUES ($1, $2, $3, decode($4, 'hex')) RETURNING id, role, jurisdiction, name, created_at) "
-        "SELECT id, role, coalesce(jurisdiction, ''), name, "
-        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "pg_notify('" AUTH_CHANNEL "', 'created') FROM t",
-        4, params, on_created, c);
+    enum sn_err rc =
+        store_query(b->store,
+                    "WITH t AS (INSERT INTO tokens (role, jurisdiction, name, token_sha256) "
+                    "VALUES ($1, $2, $3, decode($4, 'hex')) RETURNING id, role, jurisdiction, "
+                    "name, created_at) "
+                    "SELECT id, role, coalesce(jurisdiction, ''), name, "
+                    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                    "pg_notify('" AUTH_CHANNEL "', 'created') FROM t",
+                    4, params, on_created, c);
     json_decref(body);
     if (rc != SN_OK) on_created(NULL, c);
 }
@@ -121,13 +123,13 @@ static void on_listed(PGresult *res, void *arg)
     for (int i = 0; i < PQntuples(res); i++) {
         const char *jurisdiction = PQgetvalue(res, i, 2);
         json_array_append_new(
-            items, json_pack("{s:I,s:s,s:o,s:s,s:s,s:o}", "id",
-                             (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "role",
-                             PQgetvalue(res, i, 1), "jurisdiction",
-                             jurisdiction[0] ? json_string(jurisdiction) : json_null(), "name",
-                             PQgetvalue(res, i, 3), "created_at", PQgetvalue(res, i, 4),
-                             "revoked_at",
-                             PQgetisnull(res, i, 5) ? json_null() : json_string(PQgetvalue(res, i, 5))));
+            items,
+            json_pack("{s:I,s:s,s:o,s:s,s:s,s:o}", "id",
+                      (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "role",
+                      PQgetvalue(res, i, 1), "jurisdiction",
+                      jurisdiction[0] ? json_string(jurisdiction) : json_null(), "name",
+                      PQgetvalue(res, i, 3), "created_at", PQgetvalue(res, i, 4), "revoked_at",
+                      PQgetisnull(res, i, 5) ? json_null() : json_string(PQgetvalue(res, i, 5))));
     }
     http_reply_json(r, 200, json_pack("{s:o}", "items", items));
 }
@@ -173,9 +175,10 @@ void tokens_http_revoke(struct http_request *r)
         return;
     }
     const char *params[] = {r->params[0]};
-    if (store_query(b->store,
-                    "UPDATE tokens SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL "
-                    "RETURNING id, pg_notify('" AUTH_CHANNEL "', 'revoked')",
-                    1, params, on_revoked, r) != SN_OK)
+    if (store_query(
+            b->store,
+            "UPDATE tokens SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL "
+            "RETURNING id, pg_notify('" AUTH_CHANNEL "', 'revoked')",
+            1, params, on_revoked, r) != SN_OK)
         reply_db_unavailable(r);
 }

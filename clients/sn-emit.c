@@ -115,7 +115,8 @@ static void print_result(const struct options *o, long status, const json_t *doc
     fprintf(out, "%s%s%s\n", title ? title : "error", detail ? ": " : "", detail ? detail : "");
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(doc, "errors"), i, e) {
+    json_array_foreach(json_object_get(doc, "errors"), i, e)
+    {
         fprintf(out, "    %s: %s\n", json_string_value(json_object_get(e, "pointer")),
                 json_string_value(json_object_get(e, "message")));
     }
@@ -152,8 +153,10 @@ static int post(CURL *curl, const struct options *o, struct curl_slist *headers,
         if (r->retry_after[0]) wait = atol(r->retry_after) * 1000;
         if (wait <= 0 || wait > 60000) wait = delay;
         fprintf(stderr, "sn-emit: %s, retrying in %ld ms (attempt %d of %d)\n",
-                rc != CURLE_OK ? curl_easy_strerror(rc) : r->status == 503 ? "503" : "429", wait,
-                attempt + 1, MAX_ATTEMPTS);
+                rc != CURLE_OK     ? curl_easy_strerror(rc)
+                : r->status == 503 ? "503"
+                                   : "429",
+                wait, attempt + 1, MAX_ATTEMPTS);
         sleep_ms(wait);
         if (delay < 10000) delay *= 2;
     }
@@ -175,10 +178,11 @@ static void send_http(CURL *curl, const struct options *o, json_t *events)
         headers = curl_slist_append(headers, "Content-Type: application/json");
         const char *key;
         json_t *value;
-        json_object_foreach(first, key, value) {
+        json_object_foreach(first, key, value)
+        {
             if (strcmp(key, "data") == 0 || strcmp(key, "datacontenttype") == 0) continue;
             char *text = json_is_string(value) ? xstrdup(json_string_value(value))
-                                                : json_dumps(value, JSON_ENCODE_ANY);
+                                               : json_dumps(value, JSON_ENCODE_ANY);
             char *escaped = curl_easy_escape(curl, text ? text : "", 0);
             char line[2048];
             snprintf(line, sizeof(line), "ce-%s: %s", key, escaped ? escaped : "");
@@ -203,7 +207,8 @@ static void send_http(CURL *curl, const struct options *o, json_t *events)
         if (r.status == 207 && json_is_array(results)) {
             size_t i;
             json_t *item;
-            json_array_foreach(results, i, item) {
+            json_array_foreach(results, i, item)
+            {
                 print_result(o, (long)json_integer_value(json_object_get(item, "status")), item,
                              json_array_get(events, i));
             }
@@ -242,11 +247,13 @@ static int send_kafka(rd_kafka_t *rk, const struct options *o, json_t *event)
     if (o->binary) {
         const char *name;
         json_t *v;
-        json_object_foreach(event, name, v) {
+        json_object_foreach(event, name, v)
+        {
             if (strcmp(name, "data") == 0 || strcmp(name, "datacontenttype") == 0) continue;
             char hname[64];
             snprintf(hname, sizeof(hname), "ce_%s", name);
-            char *text = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
+            char *text =
+                json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
             rd_kafka_header_add(headers, hname, -1, text, -1);
             free(text);
         }
@@ -260,8 +267,8 @@ static int send_kafka(rd_kafka_t *rk, const struct options *o, json_t *event)
     for (;;) {
         err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, strlen(key)),
                                 RD_KAFKA_V_VALUE(value, strlen(value)),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
-                                RD_KAFKA_V_END);
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         rd_kafka_poll(rk, 100);
     }
@@ -293,13 +300,17 @@ static char *read_token_file(const char *path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},      {"token", required_argument, NULL, 't'},
-        {"token-file", required_argument, NULL, 'f'}, {"kafka", required_argument, NULL, 'k'},
-        {"topic", required_argument, NULL, 'T'},    {"binary", no_argument, NULL, 'b'},
-        {"batch", required_argument, NULL, 'B'},    {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"token", required_argument, NULL, 't'},
+                                         {"token-file", required_argument, NULL, 'f'},
+                                         {"kafka", required_argument, NULL, 'k'},
+                                         {"topic", required_argument, NULL, 'T'},
+                                         {"binary", no_argument, NULL, 'b'},
+                                         {"batch", required_argument, NULL, 'B'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     struct options o = {getenv("SN_URL"), NULL, NULL, "reviews.completed", 0, 1, 0};
     const char *token = getenv("SN_TOKEN"), *token_file = NULL;
     int opt;

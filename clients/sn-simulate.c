@@ -549,7 +549,8 @@ static enum sn_err vocab_load(const char *path, struct vocab *v, char *err, size
         set->terms = xcalloc(json_array_size(terms), sizeof(*set->terms));
         size_t j;
         json_t *term;
-        json_array_foreach(terms, j, term) {
+        json_array_foreach(terms, j, term)
+        {
             const char *code = json_string_value(json_object_get(term, "code"));
             const char *label = json_string_value(json_object_get(term, "label"));
             const char *definition = json_string_value(json_object_get(term, "definition"));

@@ -67,7 +67,8 @@ static int request(const struct client *c, const char *method, const char *path,
     memset(r, 0, sizeof(*r));
     r->body = xcalloc(1, 1);
     size_t baselen = strlen(c->url);
-    while (baselen > 0 && c->url[baselen - 1] == '/') baselen--;
+    while (baselen > 0 && c->url[baselen - 1] == '/')
+        baselen--;
     snprintf(url, sizeof(url), "%.*s%s", (int)baselen, c->url, path);
     CURL *curl = curl_easy_init();
     if (!curl) sn_oom(0);
@@ -86,8 +87,10 @@ static int request(const struct client *c, const char *method, const char *path,
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "snctl/" SN_VERSION);
     CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-    else fprintf(stderr, "snctl: %s: %s\n", url, curl_easy_strerror(rc));
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+    else
+        fprintf(stderr, "snctl: %s: %s\n", url, curl_easy_strerror(rc));
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return rc == CURLE_OK ? 0 : -1;
@@ -112,7 +115,8 @@ static void print_problem(const struct reply *r)
                 detail ? detail : "");
         size_t i;
         json_t *e;
-        json_array_foreach(json_object_get(p, "errors"), i, e) {
+        json_array_foreach(json_object_get(p, "errors"), i, e)
+        {
             fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")),
                     json_string_value(json_object_get(e, "message")));
         }
@@ -134,10 +138,14 @@ static int cmd_token(const struct client *c, int argc, char **argv)
         int opt;
         optind = 0; /* glibc: start a fresh scan of the subcommand's arguments */
         while ((opt = getopt_long(argc, argv, "j:r:n:", opts, NULL)) != -1) {
-            if (opt == 'j') jurisdiction = optarg;
-            else if (opt == 'r') role = optarg;
-            else if (opt == 'n') name = optarg;
-            else return 2;
+            if (opt == 'j')
+                jurisdiction = optarg;
+            else if (opt == 'r')
+                role = optarg;
+            else if (opt == 'n')
+                name = optarg;
+            else
+                return 2;
         }
         if (!role) {
             fprintf(stderr, "snctl: token create needs --role emitter|subscriber|admin\n");
@@ -173,9 +181,10 @@ static int cmd_token(const struct client *c, int argc, char **argv)
             if (json_is_array(items)) {
                 size_t i;
                 json_t *t;
-                printf("%-6s %-11s %-14s %-20s %-20s %s\n", "ID", "ROLE", "JURISDICTION",
-                       "CREATED", "REVOKED", "NAME");
-                json_array_foreach(items, i, t) {
+                printf("%-6s %-11s %-14s %-20s %-20s %s\n", "ID", "ROLE", "JURISDICTION", "CREATED",
+                       "REVOKED", "NAME");
+                json_array_foreach(items, i, t)
+                {
                     const char *j = json_string_value(json_object_get(t, "jurisdiction"));
                     const char *revoked = json_string_value(json_object_get(t, "revoked_at"));
                     printf("%-6lld %-11s %-14s %-20s %-20s %s\n",
@@ -229,7 +238,8 @@ static int cmd_ready(const struct client *c)
     printf("%s\n", r.status == 200 ? "ready" : "not ready");
     const char *name;
     json_t *check;
-    json_object_foreach(checks, name, check) {
+    json_object_foreach(checks, name, check)
+    {
         printf("  %-10s %-9s %s\n", name,
                json_is_true(json_object_get(check, "ready")) ? "ready" : "NOT READY",
                json_string_value(json_object_get(check, "detail")));
@@ -243,8 +253,10 @@ static int cmd_metrics(const struct client *c)
 {
     struct reply r;
     int rc = get(c, "/metrics", &r);
-    if (rc == 0 && r.status == 200) fwrite(r.body, 1, r.len, stdout);
-    else if (rc == 0) print_problem(&r);
+    if (rc == 0 && r.status == 200)
+        fwrite(r.body, 1, r.len, stdout);
+    else if (rc == 0)
+        print_problem(&r);
     free(r.body);
     return rc == 0 && r.status == 200 ? 0 : 1;
 }
@@ -307,9 +319,12 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[optind];
     int rc;
-    if (strcmp(cmd, "ready") == 0) rc = cmd_ready(&c);
-    else if (strcmp(cmd, "metrics") == 0) rc = cmd_metrics(&c);
-    else if (strcmp(cmd, "token") == 0) rc = cmd_token(&c, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "ready") == 0)
+        rc = cmd_ready(&c);
+    else if (strcmp(cmd, "metrics") == 0)
+        rc = cmd_metrics(&c);
+    else if (strcmp(cmd, "token") == 0)
+        rc = cmd_token(&c, argc - optind - 1, argv + optind + 1);
     else {
         fprintf(stderr, "snctl: unknown command '%s'; see snctl --help\n", cmd);
         rc = 2;

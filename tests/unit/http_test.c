@@ -15,7 +15,7 @@
 #include "metrics.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
-    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%.3000s", (needle),     \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%.3000s", (needle),    \
                   (haystack))
 
 static void free_params(char **params, int n)
