@@ -71,11 +71,11 @@ $(BUILD)/bin/sn-broker: $(BROKER_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o
+$(BUILD)/bin/snctl: $(BUILD)/obj/clients/snctl.o $(BUILD)/obj/clients/client.o
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/bin/sn-emit: $(BUILD)/obj/clients/sn-emit.o
+$(BUILD)/bin/sn-emit: $(BUILD)/obj/clients/sn-emit.o $(BUILD)/obj/clients/client.o
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

@@ -66,16 +66,6 @@ static const struct conf_key conf_keys[] = {
 };
 /* clang-format on */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char **string_field(struct conf *conf, const struct conf_key *k)
 {
     return (char **)((char *)conf + k->offset);
@@ -91,47 +81,41 @@ static int is_string_type(enum conf_type t)
     return t == CONF_STRING || t == CONF_CHOICE || t == CONF_ADDRESS || t == CONF_CONNINFO;
 }
 
-int conf_parse_duration(const char *text, int64_t *ms)
+struct unit {
+    const char *suffix;
+    int64_t factor;
+};
+
+/* Digits then one of the suffixes (exactly) -> the number times its factor. */
+static int parse_with_units(const char *text, const struct unit *units, size_t nunits, int64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        int64_t ms;
-    } units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
-                 {"h", 3600000}, {"d", 86400000}, {"w", 7 * 86400000LL}};
     char *end;
     if (!isdigit((unsigned char)text[0])) return -1;
     errno = 0;
     long long n = strtoll(text, &end, 10);
     if (errno || end == text) return -1;
-    for (size_t i = 0; i < SN_ARRAY_LEN(units); i++) {
+    for (size_t i = 0; i < nunits; i++) {
         if (strcmp(end, units[i].suffix) == 0) {
-            if (n > INT64_MAX / units[i].ms) return -1;
-            *ms = n * units[i].ms;
+            if (n > INT64_MAX / units[i].factor) return -1;
+            *out = n * units[i].factor;
             return 0;
         }
     }
     return -1;
 }
 
+int conf_parse_duration(const char *text, int64_t *ms)
+{
+    static const struct unit units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                                        {"h", 3600000}, {"d", 86400000}, {"w", 7 * 86400000LL}};
+    return parse_with_units(text, units, SN_ARRAY_LEN(units), ms);
+}
+
 int conf_parse_size(const char *text, int64_t *bytes)
 {
-    static const struct {
-        const char *suffix;
-        int64_t bytes;
-    } units[] = {{"", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024LL * 1024 * 1024}};
-    char *end;
-    if (!isdigit((unsigned char)text[0])) return -1;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno || end == text) return -1;
-    for (size_t i = 0; i < SN_ARRAY_LEN(units); i++) {
-        if (strcmp(end, units[i].suffix) == 0) {
-            if (n > INT64_MAX / units[i].bytes) return -1;
-            *bytes = n * units[i].bytes;
-            return 0;
-        }
-    }
-    return -1;
+    static const struct unit units[] = {
+        {"", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024LL * 1024 * 1024}};
+    return parse_with_units(text, units, SN_ARRAY_LEN(units), bytes);
 }
 
 int conf_parse_address(const char *text, char *host, size_t hostlen, int *port)
@@ -190,59 +174,59 @@ static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
     }
 }
 
+/* 1 if value is acceptable for k; numbers are parsed into *number. */
+static int value_ok(const struct conf_key *k, const char *value, int64_t *number)
+{
+    char *end;
+    char host[256];
+    int port, ok = 0;
+    switch (k->type) {
+    case CONF_INT:
+        errno = 0;
+        *number = strtoll(value, &end, 10);
+        return !errno && end != value && !*end && *number >= k->min && *number <= k->max;
+    case CONF_DURATION:
+        return conf_parse_duration(value, number) == 0 && *number >= k->min && *number <= k->max;
+    case CONF_SIZE:
+        return conf_parse_size(value, number) == 0 && *number >= k->min && *number <= k->max;
+    case CONF_CHOICE:
+        for (int i = 0; k->choices[i]; i++)
+            ok |= strcmp(k->choices[i], value) == 0;
+        return ok;
+    case CONF_ADDRESS: return conf_parse_address(value, host, sizeof(host), &port) == 0;
+    case CONF_STRING:
+    case CONF_CONNINFO: return 1; /* a connection string is checked by libpq, below */
+    }
+    return 0;
+}
+
 static enum sn_err set_key(struct conf *conf, const struct conf_key *k, const char *value,
                            const char *where, char *err, size_t errlen)
 {
     char allowed[256];
+    int64_t number = 0;
     describe_allowed(k, allowed, sizeof(allowed));
-    if (k->type == CONF_INT || k->type == CONF_DURATION || k->type == CONF_SIZE) {
-        int64_t v;
-        char *end;
-        if (k->type == CONF_INT) {
-            errno = 0;
-            v = strtoll(value, &end, 10);
-            if (errno || end == value || *end) v = k->min - 1;
-        } else if ((k->type == CONF_DURATION ? conf_parse_duration(value, &v)
-                                             : conf_parse_size(value, &v)) != 0) {
-            v = k->min - 1;
-        }
-        if (v < k->min || v > k->max) {
-            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
-                 k->key, allowed);
-            return SN_ERR_CONF;
-        }
-        *int_field(conf, k) = v;
-        return SN_OK;
+    if (!value_ok(k, value, &number)) {
+        sn_errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
+                k->key, allowed);
+        return SN_ERR_CONF;
     }
-    if (k->type == CONF_CHOICE) {
-        int ok = 0;
-        for (int i = 0; k->choices[i]; i++)
-            ok |= strcmp(k->choices[i], value) == 0;
-        if (!ok) {
-            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
-                 k->key, allowed);
-            return SN_ERR_CONF;
-        }
-    } else if (k->type == CONF_ADDRESS) {
-        char host[256];
-        int port;
-        if (conf_parse_address(value, host, sizeof(host), &port) != 0) {
-            errf(err, errlen, "%s: bad value '%s' for %s.%s: must be %s", where, value, k->section,
-                 k->key, allowed);
-            return SN_ERR_CONF;
-        }
-    } else if (k->type == CONF_CONNINFO && value[0]) {
+    if (k->type == CONF_CONNINFO && value[0]) {
         char *pqerr = NULL;
         PQconninfoOption *opts = PQconninfoParse(value, &pqerr);
         if (!opts) {
             /* libpq's message ends with a newline */
             size_t n = pqerr ? strcspn(pqerr, "\n") : 0;
-            errf(err, errlen, "%s: bad value for %s.%s: %.*s; must be %s", where, k->section,
-                 k->key, (int)n, pqerr ? pqerr : "", allowed);
+            sn_errf(err, errlen, "%s: bad value for %s.%s: %.*s; must be %s", where, k->section,
+                    k->key, (int)n, pqerr ? pqerr : "", allowed);
             PQfreemem(pqerr);
             return SN_ERR_CONF;
         }
         PQconninfoFree(opts);
+    }
+    if (!is_string_type(k->type)) {
+        *int_field(conf, k) = number;
+        return SN_OK;
     }
     char **field = string_field(conf, k);
     free(*field);
@@ -284,8 +268,8 @@ static enum sn_err unknown_key(const char *where, const char *section, const cha
     char known[1024];
     int in_known_section = section_known(section, strlen(section));
     list_keys(in_known_section ? section : NULL, known, sizeof(known));
-    errf(err, errlen, "%s: unknown key '%s.%s'; %s keys are: %s", where, section, key,
-         in_known_section ? "its section's" : "known", known);
+    sn_errf(err, errlen, "%s: unknown key '%s.%s'; %s keys are: %s", where, section, key,
+            in_known_section ? "its section's" : "known", known);
     return SN_ERR_CONF;
 }
 
@@ -320,7 +304,7 @@ enum sn_err conf_set(struct conf *conf, const char *name, const char *value, cha
     char section[64];
     const char *dot = strchr(name, '.');
     if (!dot || (size_t)(dot - name) >= sizeof(section)) {
-        errf(err, errlen, "'%s' is not a key; keys are written section.key", name);
+        sn_errf(err, errlen, "'%s' is not a key; keys are written section.key", name);
         return SN_ERR_CONF;
     }
     memcpy(section, name, (size_t)(dot - name));
@@ -363,7 +347,7 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        errf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+        sn_errf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
         return SN_ERR_CONF;
     }
     char line[4096];
@@ -375,7 +359,7 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
         lineno++;
         snprintf(where, sizeof(where), "%s:%d", path, lineno);
         if (!strchr(line, '\n') && !feof(f)) {
-            errf(err, errlen, "%s: line longer than %zu bytes", where, sizeof(line) - 2);
+            sn_errf(err, errlen, "%s: line longer than %zu bytes", where, sizeof(line) - 2);
             rc = SN_ERR_CONF;
             break;
         }
@@ -387,15 +371,15 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
             char *rest = close ? trim(close + 1) : NULL;
             int rest_ok = rest && (!*rest || *rest == '#' || *rest == ';');
             if (!name || !*name || !rest_ok || strlen(name) >= sizeof(section)) {
-                errf(err, errlen, "%s: malformed section header; write [section]", where);
+                sn_errf(err, errlen, "%s: malformed section header; write [section]", where);
                 rc = SN_ERR_CONF;
                 break;
             }
             if (!section_known(name, strlen(name))) {
                 char known[1024];
                 list_keys(NULL, known, sizeof(known));
-                errf(err, errlen, "%s: unknown section [%s]; known keys are: %s", where, name,
-                     known);
+                sn_errf(err, errlen, "%s: unknown section [%s]; known keys are: %s", where, name,
+                        known);
                 rc = SN_ERR_CONF;
                 break;
             }
@@ -404,7 +388,7 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
         }
         char *eq = strchr(s, '=');
         if (!eq) {
-            errf(err, errlen, "%s: expected key = value, got '%s'", where, s);
+            sn_errf(err, errlen, "%s: expected key = value, got '%s'", where, s);
             rc = SN_ERR_CONF;
             break;
         }
@@ -412,12 +396,12 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
         char *key = trim(s);
         char *value;
         if (!section[0]) {
-            errf(err, errlen, "%s: key '%s' comes before any [section]", where, key);
+            sn_errf(err, errlen, "%s: key '%s' comes before any [section]", where, key);
             rc = SN_ERR_CONF;
             break;
         }
         if (parse_value(eq + 1, &value) != 0) {
-            errf(err, errlen, "%s: unterminated quoted value for %s.%s", where, section, key);
+            sn_errf(err, errlen, "%s: unterminated quoted value for %s.%s", where, section, key);
             rc = SN_ERR_CONF;
             break;
         }

@@ -61,16 +61,6 @@ struct embedded {
     void *stopped_arg;
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char *path_join(const char *a, const char *b)
 {
     size_t len = strlen(a) + strlen(b) + 2;
@@ -303,7 +293,7 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
 {
     char real[PATH_MAX], bindir[PATH_MAX];
     if (mkdir_p(dir, 0755) != 0 || !realpath(dir, real)) {
-        errf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+        sn_errf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
         return SN_ERR_IO;
     }
     struct embedded *e = xcalloc(1, sizeof(*e));
@@ -316,30 +306,31 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
     e->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(lock_path);
     if (e->lock_fd < 0 || flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        errf(err, errlen, "%s is in use by another sn-broker (its sn-broker.lock is held)", e->dir);
+        sn_errf(err, errlen, "%s is in use by another sn-broker (its sn-broker.lock is held)",
+                e->dir);
         goto fail;
     }
     e->locked = 1;
     if (find_pg_bindir(conf->embedded_pg_bindir, bindir, sizeof(bindir)) != 0) {
-        errf(err, errlen,
-             "cannot find initdb: install PostgreSQL (deploy/install-deps.sh) or set "
-             "embedded.pg_bindir");
+        sn_errf(err, errlen,
+                "cannot find initdb: install PostgreSQL (deploy/install-deps.sh) or set "
+                "embedded.pg_bindir");
         goto fail;
     }
     e->initdb = path_join(bindir, "initdb");
     e->postgres = path_join(bindir, "postgres");
     if (access(e->initdb, X_OK) != 0 || access(e->postgres, X_OK) != 0) {
-        errf(err, errlen, "no initdb and postgres in %s (embedded.pg_bindir)", bindir);
+        sn_errf(err, errlen, "no initdb and postgres in %s (embedded.pg_bindir)", bindir);
         goto fail;
     }
 
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam(conf->embedded_pg_user);
         if (!pw || pw->pw_uid == 0) {
-            errf(err, errlen,
-                 "PostgreSQL refuses to run as root and there is no system user '%s' to run it "
-                 "(embedded.pg_user): install PostgreSQL or run sn-broker as another user",
-                 conf->embedded_pg_user);
+            sn_errf(err, errlen,
+                    "PostgreSQL refuses to run as root and there is no system user '%s' to run it "
+                    "(embedded.pg_user): install PostgreSQL or run sn-broker as another user",
+                    conf->embedded_pg_user);
             goto fail;
         }
         e->as_other_user = 1;
@@ -376,13 +367,13 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
     }
     if (mkdir_p(e->pg_root, 0700) != 0 || chown_to_pg(e, e->pg_root) != 0 ||
         chmod(e->pg_root, 0700) != 0) {
-        errf(err, errlen, "cannot prepare %s: %s", e->pg_root, strerror(errno));
+        sn_errf(err, errlen, "cannot prepare %s: %s", e->pg_root, strerror(errno));
         goto fail;
     }
     if (strlen(e->pg_root) + sizeof("/.s.PGSQL." PG_PORT) >
         sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        errf(err, errlen, "the path %s is too long for a unix socket: use a shorter directory",
-             e->pg_root);
+        sn_errf(err, errlen, "the path %s is too long for a unix socket: use a shorter directory",
+                e->pg_root);
         goto fail;
     }
     e->data_dir = path_join(e->pg_root, "data");
@@ -398,7 +389,7 @@ enum sn_err embedded_open(const char *dir, const struct conf *conf, struct embed
     e->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     free(log_path);
     if (e->log_fd < 0) {
-        errf(err, errlen, "cannot open %s/postgresql.log: %s", e->dir, strerror(errno));
+        sn_errf(err, errlen, "cannot open %s/postgresql.log: %s", e->dir, strerror(errno));
         goto fail;
     }
 

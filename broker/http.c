@@ -33,7 +33,7 @@ double http_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static char *percent_decode(const char *s, size_t len)
+char *http_percent_decode(const char *s, size_t len)
 {
     char *out = xmalloc(len + 1);
     size_t o = 0;
@@ -63,7 +63,7 @@ int http_route_match(const char *pattern, const char *path, char **params, int m
         size_t slen = strcspn(path, "/");
         if (plen > 1 && pattern[0] == '{' && pattern[plen - 1] == '}') {
             if (slen == 0 || *nparams >= maxparams) break;
-            char *value = percent_decode(path, slen);
+            char *value = http_percent_decode(path, slen);
             if (strlen(value) == 0 || memmem(path, slen, "%00", 3)) { /* NUL would cut it */
                 free(value);
                 break;
@@ -163,6 +163,12 @@ void http_reply_problem(struct http_request *r, int status, const char *title, c
     if (!text) sn_oom(0);
     http_reply(r, status, "application/problem+json", text, strlen(text));
     free(text);
+}
+
+void http_reply_unavailable(struct http_request *r, const char *detail)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+    http_reply_problem(r, 503, "Service Unavailable", detail, NULL);
 }
 
 static void dispatch(struct evhttp_request *req, void *arg)

@@ -60,8 +60,14 @@ void http_reply_json(struct http_request *r, int status, json_t *body);
  * may be NULL) adds members such as "errors". */
 void http_reply_problem(struct http_request *r, int status, const char *title, const char *detail,
                         json_t *extra);
+/* 503 with Retry-After: 1: a dependency (the database) is unavailable; the
+ * client may retry. */
+void http_reply_unavailable(struct http_request *r, const char *detail);
 /* The problem document http_reply_problem() sends; the caller decrefs. */
 json_t *http_problem_new(int status, const char *title, const char *detail, json_t *extra);
+
+/* Percent-decodes len bytes of s; the caller frees. */
+char *http_percent_decode(const char *s, size_t len);
 
 double http_now(void);
 

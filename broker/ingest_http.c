@@ -41,24 +41,6 @@ static enum content_mode content_mode(const char *content_type)
     return MODE_UNSUPPORTED;
 }
 
-static char *percent_decode(const char *s)
-{
-    size_t len = strlen(s);
-    char *out = xmalloc(len + 1), *o = out;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
-            isxdigit((unsigned char)s[i + 2])) {
-            char hex[3] = {s[i + 1], s[i + 2], '\0'};
-            *o++ = (char)strtol(hex, NULL, 16);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Binary mode: the context attributes come from ce-* headers, the body is data. */
 static json_t *envelope_from_headers(struct evkeyvalq *headers, json_t *data)
 {
@@ -70,7 +52,7 @@ static json_t *envelope_from_headers(struct evkeyvalq *headers, json_t *data)
         for (const char *k = h->key + 3; *k && n + 1 < sizeof(name); k++)
             name[n++] = (char)tolower((unsigned char)*k);
         name[n] = '\0';
-        char *value = percent_decode(h->value);
+        char *value = http_percent_decode(h->value, strlen(h->value));
         json_t *v = json_string(value);
         free(value);
         /* invalid UTF-8 stays visible to validation as a non-string */
@@ -299,8 +281,7 @@ static void on_review(PGresult *res, void *arg)
 {
     struct http_request *r = arg;
     if (!res || store_failed(res)) {
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-        http_reply_problem(r, 503, "Service Unavailable", "the database is not available", NULL);
+        http_reply_unavailable(r, "the database is not available");
         return;
     }
     if (PQntuples(res) == 0) {

@@ -29,10 +29,7 @@ int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
         evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
     switch (auth_check(b->auth, header, who)) {
     case AUTH_OK: return 1;
-    case AUTH_UNAVAILABLE:
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-        http_reply_problem(r, 503, "Service Unavailable", "tokens are not loaded yet", NULL);
-        return 0;
+    case AUTH_UNAVAILABLE: http_reply_unavailable(r, "tokens are not loaded yet"); return 0;
     case AUTH_MISSING:
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
                           "Bearer realm=\"sn-broker\"");

@@ -33,16 +33,6 @@ static const char *const annotation_keywords[] = {
 static const char *const type_names[] = {"object",  "array",   "string", "number",
                                          "integer", "boolean", "null"};
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static struct schema_doc *find_doc(const struct schema_set *set, const char *id, size_t len)
 {
     for (struct schema_doc *d = set->docs; d; d = d->next)
@@ -132,7 +122,7 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
 {
     if (json_is_boolean(node)) return SN_OK;
     if (!json_is_object(node)) {
-        errf(err, errlen, "%s#%s: a schema must be an object or a boolean", doc->id, ptr);
+        sn_errf(err, errlen, "%s#%s: a schema must be an object or a boolean", doc->id, ptr);
         return SN_ERR_CONF;
     }
     const char *key;
@@ -190,7 +180,7 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
                 char msg[256];
                 regerror(rcre, &p->re, msg, sizeof(msg));
                 free(p);
-                errf(err, errlen, "%s#%s: bad pattern: %s", doc->id, sub, msg);
+                sn_errf(err, errlen, "%s#%s: bad pattern: %s", doc->id, sub, msg);
                 return SN_ERR_CONF;
             }
             p->node = value;
@@ -203,29 +193,29 @@ static enum sn_err check_schema(struct schema_set *set, const struct schema_doc 
             if (!json_is_number(value)) goto bad_value;
         } else if (strcmp(key, "format") == 0) {
             if (!json_is_string(value) || strcmp(json_string_value(value), "date-time") != 0) {
-                errf(err, errlen, "%s#%s: unsupported format %s (supported: date-time)", doc->id,
-                     sub, json_is_string(value) ? json_string_value(value) : "(not a string)");
+                sn_errf(err, errlen, "%s#%s: unsupported format %s (supported: date-time)", doc->id,
+                        sub, json_is_string(value) ? json_string_value(value) : "(not a string)");
                 return SN_ERR_CONF;
             }
         } else if (strcmp(key, "$ref") == 0) {
             const struct schema_doc *target_doc;
             if (!json_is_string(value)) goto bad_value;
             if (!resolve_ref(set, doc, json_string_value(value), &target_doc)) {
-                errf(err, errlen, "%s#%s: $ref %s does not resolve to a loaded schema", doc->id,
-                     sub, json_string_value(value));
+                sn_errf(err, errlen, "%s#%s: $ref %s does not resolve to a loaded schema", doc->id,
+                        sub, json_string_value(value));
                 return SN_ERR_CONF;
             }
         } else {
-            errf(err, errlen,
-                 "%s#%s: unsupported keyword '%s' (the validator implements type, required, "
-                 "properties, additionalProperties, items, enum, const, pattern, minLength, "
-                 "maxLength, minItems, maxItems, minimum, maximum, format, $ref, $defs)",
-                 doc->id, sub, key);
+            sn_errf(err, errlen,
+                    "%s#%s: unsupported keyword '%s' (the validator implements type, required, "
+                    "properties, additionalProperties, items, enum, const, pattern, minLength, "
+                    "maxLength, minItems, maxItems, minimum, maximum, format, $ref, $defs)",
+                    doc->id, sub, key);
             return SN_ERR_CONF;
         }
         continue;
     bad_value:
-        errf(err, errlen, "%s#%s: bad value for keyword '%s'", doc->id, sub, key);
+        sn_errf(err, errlen, "%s#%s: bad value for keyword '%s'", doc->id, sub, key);
         return SN_ERR_CONF;
     }
     return SN_OK;
@@ -246,7 +236,7 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
         size_t i;
         json_t *term;
         if (!json_is_array(terms) || json_array_size(terms) == 0) {
-            errf(err, errlen, "%s: set '%s' needs a non-empty \"terms\" array", file, name);
+            sn_errf(err, errlen, "%s: set '%s' needs a non-empty \"terms\" array", file, name);
             json_decref(codes);
             goto fail;
         }
@@ -255,8 +245,8 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
             const char *code = json_string_value(json_object_get(term, "code"));
             if (!code || !*code || !json_is_string(json_object_get(term, "label")) ||
                 !json_is_string(json_object_get(term, "definition"))) {
-                errf(err, errlen, "%s: /sets/%s/terms/%zu needs code, label and definition", file,
-                     name, i);
+                sn_errf(err, errlen, "%s: /sets/%s/terms/%zu needs code, label and definition",
+                        file, name, i);
                 json_decref(codes);
                 goto fail;
             }
@@ -265,7 +255,8 @@ static json_t *vocabulary_to_schema(struct schema_set *set, const char *file, js
             json_array_foreach(codes, j, seen)
             {
                 if (strcmp(json_string_value(seen), code) == 0) {
-                    errf(err, errlen, "%s: code '%s' appears twice in set '%s'", file, code, name);
+                    sn_errf(err, errlen, "%s: code '%s' appears twice in set '%s'", file, code,
+                            name);
                     json_decref(codes);
                     goto fail;
                 }
@@ -290,7 +281,7 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
 {
     DIR *d = opendir(dir);
     if (!d) {
-        errf(err, errlen, "cannot open schema directory %s", dir);
+        sn_errf(err, errlen, "cannot open schema directory %s", dir);
         return SN_ERR_CONF;
     }
     struct schema_set *set = xcalloc(1, sizeof(*set));
@@ -305,7 +296,7 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
         snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
         json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-            errf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+            sn_errf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
             rc = SN_ERR_CONF;
             break;
         }
@@ -320,7 +311,7 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
         }
         const char *id = json_string_value(json_object_get(root, "$id"));
         if (id && strcmp(id, ent->d_name) != 0) {
-            errf(err, errlen, "%s: $id \"%s\" must equal the file name", path, id);
+            sn_errf(err, errlen, "%s: $id \"%s\" must equal the file name", path, id);
             json_decref(root);
             rc = SN_ERR_CONF;
             break;

@@ -21,12 +21,6 @@ static int require_admin_or_reply(struct http_request *r, struct identity *who)
     return 1;
 }
 
-static void reply_db_unavailable(struct http_request *r)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-    http_reply_problem(r, 503, "Service Unavailable", "the database is not available", NULL);
-}
-
 struct create_ctx {
     struct http_request *r;
     char token[TOKEN_TEXT_LEN + 1];
@@ -39,7 +33,7 @@ static void on_created(PGresult *res, void *arg)
         if (res && store_failed(res))
             log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
                       "cannot create a token");
-        reply_db_unavailable(c->r);
+        http_reply_unavailable(c->r, "the database is not available");
     } else {
         const char *jurisdiction = PQgetvalue(res, 0, 2);
         json_t *body = json_pack("{s:I,s:s,s:s,s:o,s:s,s:s}", "id",
@@ -116,7 +110,7 @@ static void on_listed(PGresult *res, void *arg)
 {
     struct http_request *r = arg;
     if (!res || store_failed(res)) {
-        reply_db_unavailable(r);
+        http_reply_unavailable(r, "the database is not available");
         return;
     }
     json_t *items = json_array();
@@ -145,14 +139,14 @@ void tokens_http_list(struct http_request *r)
                     "to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
                     "FROM tokens ORDER BY id",
                     0, NULL, on_listed, r) != SN_OK)
-        reply_db_unavailable(r);
+        http_reply_unavailable(r, "the database is not available");
 }
 
 static void on_revoked(PGresult *res, void *arg)
 {
     struct http_request *r = arg;
     if (!res || store_failed(res)) {
-        reply_db_unavailable(r);
+        http_reply_unavailable(r, "the database is not available");
         return;
     }
     if (PQntuples(res) == 0) {
@@ -180,5 +174,5 @@ void tokens_http_revoke(struct http_request *r)
             "UPDATE tokens SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL "
             "RETURNING id, pg_notify('" AUTH_CHANNEL "', 'revoked')",
             1, params, on_revoked, r) != SN_OK)
-        reply_db_unavailable(r);
+        http_reply_unavailable(r, "the database is not available");
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sn.h"
+#include "sn_client.h"
 
 #define MAX_ATTEMPTS 8
 
@@ -22,13 +23,6 @@ struct options {
     int binary;
     int batch;
     int quiet;
-};
-
-struct reply {
-    long status;
-    char *body;
-    size_t len;
-    char retry_after[32];
 };
 
 static int failures;
@@ -68,26 +62,6 @@ static void usage(FILE *out)
             MAX_ATTEMPTS);
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct reply *r = arg;
-    size_t len = size * n;
-    r->body = xrealloc(r->body, r->len + len + 1);
-    memcpy(r->body + r->len, data, len);
-    r->len += len;
-    r->body[r->len] = '\0';
-    return len;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    struct reply *r = arg;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
-        snprintf(r->retry_after, sizeof(r->retry_after), "%.*s", (int)(len - 12), data + 12);
-    return len;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -124,7 +98,7 @@ static void print_result(const struct options *o, long status, const json_t *doc
 
 /* POSTs body; retries 503, 429 and connection errors. Returns 0 with r filled. */
 static int post(CURL *curl, const struct options *o, struct curl_slist *headers, const char *body,
-                size_t len, struct reply *r)
+                size_t len, struct client_reply *r)
 {
     char url[2048];
     snprintf(url, sizeof(url), "%s/v1/events", o->url);
@@ -137,9 +111,9 @@ static int post(CURL *curl, const struct options *o, struct curl_slist *headers,
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, client_on_body);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
-        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, client_on_header);
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
         CURLcode rc = curl_easy_perform(curl);
         if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
@@ -195,7 +169,7 @@ static void send_http(CURL *curl, const struct options *o, json_t *events)
         headers = curl_slist_append(headers, "Content-Type: application/cloudevents+json");
         body = json_dumps(first, JSON_COMPACT);
     }
-    struct reply r = {0};
+    struct client_reply r = {0};
     if (!body || post(curl, o, headers, body, strlen(body), &r) != 0) {
         size_t i;
         json_t *ev;
@@ -284,20 +258,6 @@ static int send_kafka(rd_kafka_t *rk, const struct options *o, json_t *event)
     return 0;
 }
 
-static char *read_token_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    char *token = NULL;
-    if (f && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0]) token = xstrdup(line);
-    }
-    if (f) fclose(f);
-    if (!token) fprintf(stderr, "sn-emit: %s: no token\n", path);
-    return token;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
@@ -338,7 +298,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!o.kafka) {
-        o.token = token_file ? read_token_file(token_file) : token ? xstrdup(token) : NULL;
+        o.token = token_file ? client_read_token_file("sn-emit", token_file)
+                  : token    ? xstrdup(token)
+                             : NULL;
         if (!o.token) {
             fprintf(stderr, "sn-emit: give --token-file FILE or --token TOKEN (or SN_TOKEN)\n");
             return 2;

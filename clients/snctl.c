@@ -7,12 +7,7 @@
 #include <string.h>
 
 #include "sn.h"
-
-struct reply {
-    long status;
-    char *body;
-    size_t len;
-};
+#include "sn_client.h"
 
 struct client {
     const char *url;
@@ -47,21 +42,10 @@ static void usage(FILE *out)
             "2 bad usage.\n");
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct reply *r = arg;
-    size_t len = size * n;
-    r->body = xrealloc(r->body, r->len + len + 1);
-    memcpy(r->body + r->len, data, len);
-    r->len += len;
-    r->body[r->len] = '\0';
-    return len;
-}
-
 /* method base+path with an optional JSON body; returns 0 with the reply
  * filled, or -1 (message printed). */
 static int request(const struct client *c, const char *method, const char *path, const char *body,
-                   struct reply *r)
+                   struct client_reply *r)
 {
     char url[2048], auth[1024];
     memset(r, 0, sizeof(*r));
@@ -82,7 +66,7 @@ static int request(const struct client *c, const char *method, const char *path,
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     if (body) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, client_on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "snctl/" SN_VERSION);
@@ -96,13 +80,13 @@ static int request(const struct client *c, const char *method, const char *path,
     return rc == CURLE_OK ? 0 : -1;
 }
 
-static int get(const struct client *c, const char *path, struct reply *r)
+static int get(const struct client *c, const char *path, struct client_reply *r)
 {
     return request(c, "GET", path, NULL, r);
 }
 
 /* Prints an error reply (problem+json: title, detail, each error). */
-static void print_problem(const struct reply *r)
+static void print_problem(const struct client_reply *r)
 {
     json_error_t jerr;
     json_t *p = json_loads(r->body, 0, &jerr);
@@ -127,7 +111,7 @@ static void print_problem(const struct reply *r)
 static int cmd_token(const struct client *c, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
-    struct reply r;
+    struct client_reply r;
     int rc = 1;
     if (strcmp(sub, "create") == 0) {
         static const struct option opts[] = {{"jurisdiction", required_argument, NULL, 'j'},
@@ -221,7 +205,7 @@ static int cmd_token(const struct client *c, int argc, char **argv)
 
 static int cmd_ready(const struct client *c)
 {
-    struct reply r;
+    struct client_reply r;
     if (get(c, "/readyz", &r) != 0) {
         free(r.body);
         return 1;
@@ -251,7 +235,7 @@ static int cmd_ready(const struct client *c)
 
 static int cmd_metrics(const struct client *c)
 {
-    struct reply r;
+    struct client_reply r;
     int rc = get(c, "/metrics", &r);
     if (rc == 0 && r.status == 200)
         fwrite(r.body, 1, r.len, stdout);
@@ -259,24 +243,6 @@ static int cmd_metrics(const struct client *c)
         print_problem(&r);
     free(r.body);
     return rc == 0 && r.status == 200 ? 0 : 1;
-}
-
-static char *read_token_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
-        return NULL;
-    }
-    char line[1024];
-    char *token = NULL;
-    if (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        token = xstrdup(line);
-    }
-    fclose(f);
-    if (!token || !token[0]) fprintf(stderr, "snctl: %s: no token in the file\n", path);
-    return token;
 }
 
 int main(int argc, char **argv)
@@ -304,7 +270,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (token_file) {
-        c.token = read_token_file(token_file);
+        c.token = client_read_token_file("snctl", token_file);
         if (!c.token || !c.token[0]) {
             free(c.token);
             return 2;

@@ -4,6 +4,7 @@
 #ifndef SN_H
 #define SN_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,18 @@ static inline char *xstrdup(const char *s)
     char *p = xmalloc(len);
     memcpy(p, s, len);
     return p;
+}
+
+/* Formats an error message into err (the err/errlen out-parameters that
+ * functions returning enum sn_err take). */
+static inline void sn_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void sn_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 #define SN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
