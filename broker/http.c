@@ -171,6 +171,21 @@ void http_reply_unavailable(struct http_request *r, const char *detail)
     http_reply_problem(r, 503, "Service Unavailable", detail, NULL);
 }
 
+json_t *http_body_json_or_reply(struct http_request *r)
+{
+    struct evbuffer *input = evhttp_request_get_input_buffer(r->req);
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)evbuffer_pullup(input, -1), evbuffer_get_length(input),
+                              JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        http_reply_problem(r, 400, "Bad Request", detail, NULL);
+    }
+    return root;
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     struct http_server *s = arg;

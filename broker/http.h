@@ -66,6 +66,9 @@ void http_reply_unavailable(struct http_request *r, const char *detail);
 /* The problem document http_reply_problem() sends; the caller decrefs. */
 json_t *http_problem_new(int status, const char *title, const char *detail, json_t *extra);
 
+/* The request body parsed as JSON (duplicate keys refused); on malformed JSON
+ * replies 400 with the line and column and returns NULL. The caller decrefs. */
+json_t *http_body_json_or_reply(struct http_request *r);
 /* Percent-decodes len bytes of s; the caller frees. */
 char *http_percent_decode(const char *s, size_t len);
 

@@ -209,16 +209,8 @@ void ingest_http_post_events(struct http_request *r)
         http_reply_problem(r, 413, "Content Too Large", detail, NULL);
         return;
     }
-    json_error_t jerr;
-    json_t *root =
-        json_loadb((const char *)evbuffer_pullup(input, -1), len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        char detail[300];
-        snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        http_reply_problem(r, 400, "Bad Request", detail, NULL);
-        return;
-    }
+    json_t *root = http_body_json_or_reply(r);
+    if (!root) return;
     if (mode == MODE_BINARY && !evhttp_find_header(headers, "ce-specversion")) {
         json_decref(root);
         http_reply_problem(r, 400, "Malformed CloudEvents envelope",

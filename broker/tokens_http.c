@@ -55,17 +55,8 @@ void tokens_http_create(struct http_request *r)
     struct broker *b = r->app;
     struct identity who;
     if (!require_admin_or_reply(r, &who)) return;
-    struct evbuffer *input = evhttp_request_get_input_buffer(r->req);
-    json_error_t jerr;
-    json_t *body = json_loadb((const char *)evbuffer_pullup(input, -1), evbuffer_get_length(input),
-                              JSON_REJECT_DUPLICATES, &jerr);
-    if (!body) {
-        char detail[256];
-        snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        http_reply_problem(r, 400, "Bad Request", detail, NULL);
-        return;
-    }
+    json_t *body = http_body_json_or_reply(r);
+    if (!body) return;
     json_t *errors = json_array();
     schema_validate(b->schemas, "token-request.v1.json", body, "", errors);
     const char *role = json_string_value(json_object_get(body, "role"));
