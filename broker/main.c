@@ -143,6 +143,13 @@ static void announce_if_ready(struct broker *b)
     b->announced = 1;
     log_info(json_pack("{s:s,s:s}", "http", b->http_address, "kafka", b->kafka_bootstrap), "ready");
     if (b->embedded) {
+        /* scripts wait for this file: it appears once the API answers */
+        char line[320];
+        snprintf(line, sizeof(line), "%s\n", b->http_address);
+        if (embedded_write_file(b->embedded, "http.address", line, 0644) != SN_OK) {
+            begin_shutdown(b, 1);
+            return;
+        }
         printf("\nsn-broker is ready (embedded mode, data in %s)\n"
                "  HTTP API         http://%s  (try: curl http://%s/readyz)\n"
                "  Kafka bootstrap  %s%s\n"
@@ -382,11 +389,6 @@ static int start(struct broker *b)
         return 1;
     }
     log_info(json_pack("{s:s}", "address", b->http_address), "http listening");
-    if (b->embedded) {
-        char line[320];
-        snprintf(line, sizeof(line), "%s\n", b->http_address);
-        if (embedded_write_file(b->embedded, "http.address", line, 0644) != SN_OK) return 1;
-    }
 
     const struct store_hooks sh = {on_store_state, on_store_notify, b};
     const char *conninfo = b->embedded ? embedded_conninfo(b->embedded) : b->conf.database_url;
