@@ -45,6 +45,8 @@ static const struct conf_key conf_keys[] = {
      "libpq connection string or URI; required unless --embedded"},
     {"database", "reconnect_max", CONF_DURATION, FIELD(database_reconnect_max_ms), "30s", 100,
      3600000, {NULL}, "longest wait between reconnection attempts (backoff doubles up to this)"},
+    {"database", "query_timeout", CONF_DURATION, FIELD(database_query_timeout_ms), "30s", 0,
+     3600000, {NULL}, "a query unanswered this long drops the connection (a hung server); 0: never"},
     {"kafka", "bootstrap_servers", CONF_STRING, FIELD(kafka_bootstrap_servers), "", 0, 0, {NULL},
      "host:port[,host:port...]; empty with --embedded starts an in-memory mock cluster"},
     {"kafka", "reviews_topic", CONF_STRING, FIELD(kafka_reviews_topic), "reviews.completed", 0, 0,

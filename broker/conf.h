@@ -15,6 +15,7 @@ struct conf {
     char *schemas_dir;
     char *database_url;
     int64_t database_reconnect_max_ms;
+    int64_t database_query_timeout_ms;
     char *kafka_bootstrap_servers;
     char *kafka_reviews_topic;
     char *kafka_dlq_topic;

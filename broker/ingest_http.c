@@ -96,8 +96,8 @@ static json_t *outcome_body(enum ingest_outcome outcome, const char *source, con
     case INGEST_UNAVAILABLE: break;
     }
     return http_problem_new(503, "Service Unavailable",
-                            "the database is not available; the event was not stored, retry "
-                            "(retrying is safe: events are idempotent by source and id)",
+                            "the database did not confirm the commit: the event may not be stored; retry "
+                            "(safe: events are idempotent by source and id)",
                             NULL);
 }
 

@@ -393,6 +393,7 @@ static int start(struct broker *b)
     const struct store_hooks sh = {on_store_state, on_store_notify, b};
     const char *conninfo = b->embedded ? embedded_conninfo(b->embedded) : b->conf.database_url;
     b->store = store_new(b->base, conninfo, b->conf.database_reconnect_max_ms, &sh);
+    store_set_query_timeout(b->store, b->conf.database_query_timeout_ms);
     store_listen(b->store, AUTH_CHANNEL);
     b->auth = auth_new(b->store);
     b->ingest = ingest_new(b->store);

@@ -32,6 +32,8 @@ struct store {
     struct event *write_ev; /* connected: waits until libpq's output is flushed */
     struct event *retry_ev;
     struct event *ping_ev;
+    struct event *timeout_ev; /* the command in flight has taken too long */
+    int64_t query_timeout_ms;
     struct cmd *head, **tail;
     struct cmd *inflight;
     PGresult *result; /* the result kept for the command in flight */
@@ -110,6 +112,7 @@ static void fail_all(struct store *s)
 
 static void close_conn(struct store *s)
 {
+    evtimer_del(s->timeout_ev);
     if (s->sock_ev) {
         event_free(s->sock_ev);
         s->sock_ev = NULL;
@@ -151,6 +154,7 @@ static void lost(struct store *s, const char *what)
 
 static void deliver(struct store *s)
 {
+    evtimer_del(s->timeout_ev);
     struct cmd *c = s->inflight;
     PGresult *res = s->result;
     s->inflight = NULL;
@@ -231,11 +235,31 @@ static void send_next(struct store *s)
         lost(s, "cannot send query");
         return;
     }
+    if (s->state == STORE_READY && s->query_timeout_ms > 0) {
+        struct timeval tv = {s->query_timeout_ms / 1000, (s->query_timeout_ms % 1000) * 1000};
+        evtimer_add(s->timeout_ev, &tv);
+    }
     int rc = PQflush(s->conn);
     if (rc < 0)
         lost(s, "connection lost");
     else if (rc > 0)
         event_add(s->write_ev, NULL);
+}
+
+static void on_query_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *s = arg;
+    char what_happened[96];
+    (void)fd;
+    (void)what;
+    snprintf(what_happened, sizeof(what_happened), "no answer to a query within %lld ms",
+             (long long)s->query_timeout_ms);
+    lost(s, what_happened);
+}
+
+void store_set_query_timeout(struct store *s, int64_t ms)
+{
+    s->query_timeout_ms = ms;
 }
 
 static void enqueue(struct store *s, const char *sql, int nparams, const char *const *params,
@@ -528,7 +552,8 @@ struct store *store_new(struct event_base *base, const char *conninfo, int64_t r
     s->applied = xcalloc(store_migrations_count + 1, 1);
     s->retry_ev = evtimer_new(base, on_retry, s);
     s->ping_ev = event_new(base, -1, EV_PERSIST, on_ping, s);
-    if (!s->retry_ev || !s->ping_ev) sn_oom(0);
+    s->timeout_ev = evtimer_new(base, on_query_timeout, s);
+    if (!s->retry_ev || !s->ping_ev || !s->timeout_ev) sn_oom(0);
     set_detail(s, "not started", NULL);
     metrics_register("sn_database_up", METRIC_GAUGE,
                      "1 when the database connection is up and migrated, else 0");
@@ -580,6 +605,7 @@ void store_free(struct store *s)
     close_conn(s);
     event_free(s->retry_ev);
     event_free(s->ping_ev);
+    event_free(s->timeout_ev);
     for (int i = 0; i < s->nchannels; i++)
         free(s->channels[i]);
     free(s->applied);

@@ -52,6 +52,11 @@ void store_start(struct store *s);
  * (and does not call cb) unless the store is ready. params are copied. */
 enum sn_err store_query(struct store *s, const char *sql, int nparams, const char *const *params,
                         store_result_fn cb, void *arg);
+/* A query (once the store is ready: not a migration) that has not answered
+ * after ms drops the connection, whose commands fail (their callbacks get
+ * NULL), and the store reconnects: a hung server must not stall everything.
+ * 0 (the default) waits forever. */
+void store_set_query_timeout(struct store *s, int64_t ms);
 /* LISTENs on channel now and after every reconnect (before the store reports
  * ready again). channel must be a plain identifier. */
 void store_listen(struct store *s, const char *channel);

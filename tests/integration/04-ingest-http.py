@@ -271,6 +271,27 @@ def test_503_with_retry_after_while_the_database_is_down():
           "stored exactly once")
 
 
+def test_a_hung_database_gives_503_not_a_hang_and_the_broker_reconnects():
+    b = started(env={"SN_DATABASE_QUERY_TIMEOUT": "1s"})
+    tn = create_token(b, "emitter", "US-TN")
+    backend = int(b.psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'sn-broker'"))
+    os.kill(backend, signal.SIGSTOP)  # alive but silent
+    try:
+        started_at = time.monotonic()
+        status, headers, body = post(b, tn, event("US-TN", "h-1", review("US-TN", "H-1")))
+        secs = time.monotonic() - started_at
+        check(status == 503 and headers.get("Retry-After") == "1", "503 while the database hangs",
+              503, (status, body))
+        check(secs < 5, "answered within the query timeout, not hung", "< 5 s", secs)
+        wait_for(lambda: post(b, tn, event("US-TN", "h-1", review("US-TN", "H-1")))[0] in (200, 202),
+                 20, "a new connection to take the retried event")
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    check(b.psql("SELECT count(*) FROM events WHERE event_id = 'h-1'") == "1", "stored once")
+    check(any("no answer to a query within 1000 ms" in l.get("detail", "") for l in b.logs()),
+          "the log says why the connection was dropped")
+
+
 def test_1000_events_sent_twice_concurrently_are_stored_once():
     b = started()
     tn = create_token(b, "emitter", "US-TN")
