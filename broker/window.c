@@ -34,14 +34,16 @@ struct string {
     char *text; /* NULL when the id is free */
     uint64_t hash;
     size_t refs;
-    uint32_t next; /* next id with the same hash, or next free id */
+    uint32_t next_free;
 };
 
 struct strings {
     struct string *items;
     size_t len, cap;
     uint32_t free_id;
-    struct map by_hash; /* hash -> first id of its chain */
+    /* hash -> id, one slot per string: strings whose hashes collide sit in
+     * the same probe run, told apart by strcmp */
+    struct map by_hash;
 };
 
 struct fact {
@@ -87,14 +89,15 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
+/* FNV-1a; the map mixes it again before using it as a slot */
 static uint64_t hash_string(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    uint64_t h = 0xcbf29ce484222325ULL;
     for (; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
     }
-    return mix64(h);
+    return h;
 }
 
 static struct map_slot *map_find(const struct map *m, uint64_t key)
@@ -124,21 +127,26 @@ static void map_resize(struct map *m, size_t cap)
     free(old);
 }
 
-/* The slot of key, added with value 0 if it was not there. */
-static struct map_slot *map_upsert(struct map *m, uint64_t key)
+/* A new slot for key with value 0, even if key is there already. */
+static struct map_slot *map_insert(struct map *m, uint64_t key)
 {
-    struct map_slot *s = map_find(m, key);
-    if (s) return s;
     if ((m->len + 1) * 4 > m->cap * 3) map_resize(m, m->cap ? m->cap * 2 : 16);
     size_t mask = m->cap - 1, i = mix64(key) & mask;
     while (m->slots[i].used)
         i = (i + 1) & mask;
-    s = &m->slots[i];
+    struct map_slot *s = &m->slots[i];
     s->key = key;
     s->value = 0;
     s->used = 1;
     m->len++;
     return s;
+}
+
+/* The slot of key, added with value 0 if it was not there. */
+static struct map_slot *map_upsert(struct map *m, uint64_t key)
+{
+    struct map_slot *s = map_find(m, key);
+    return s ? s : map_insert(m, key);
 }
 
 /* Whether h lies in the cyclic range (from, to]. */
@@ -198,22 +206,30 @@ static void *grow_slots(void *items, size_t *cap, size_t size)
     return xrealloc(items, n * size);
 }
 
+static struct map_slot *string_slot(const struct strings *t, uint64_t hash, const char *text)
+{
+    const struct map *m = &t->by_hash;
+    if (m->len == 0) return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = mix64(hash) & mask; m->slots[i].used; i = (i + 1) & mask) {
+        struct map_slot *s = &m->slots[i];
+        if (s->key == hash && strcmp(t->items[s->value].text, text) == 0) return s;
+    }
+    return NULL;
+}
+
 /* The id of text, taking a reference. */
 static uint32_t string_ref(struct strings *t, const char *text)
 {
     uint64_t hash = hash_string(text);
-    struct map_slot *chain = map_find(&t->by_hash, hash);
-    if (chain) {
-        for (uint32_t id = (uint32_t)chain->value; id != NONE; id = t->items[id].next) {
-            if (strcmp(t->items[id].text, text) == 0) {
-                t->items[id].refs++;
-                return id;
-            }
-        }
+    struct map_slot *found = string_slot(t, hash, text);
+    if (found) {
+        t->items[found->value].refs++;
+        return (uint32_t)found->value;
     }
     uint32_t id = t->free_id;
     if (id != NONE) {
-        t->free_id = t->items[id].next;
+        t->free_id = t->items[id].next_free;
     } else {
         if (t->len == t->cap) t->items = grow_slots(t->items, &t->cap, sizeof(*t->items));
         id = (uint32_t)t->len++;
@@ -222,13 +238,7 @@ static uint32_t string_ref(struct strings *t, const char *text)
     s->text = xstrdup(text);
     s->hash = hash;
     s->refs = 1;
-    if (chain) {
-        s->next = (uint32_t)chain->value;
-        chain->value = id;
-    } else {
-        s->next = NONE;
-        map_upsert(&t->by_hash, hash)->value = id;
-    }
+    map_insert(&t->by_hash, hash)->value = id;
     return id;
 }
 
@@ -236,22 +246,12 @@ static void string_unref(struct strings *t, uint32_t id)
 {
     struct string *s = &t->items[id];
     if (--s->refs > 0) return;
-    struct map_slot *chain = map_find(&t->by_hash, s->hash);
-    assert(chain);
-    if ((uint32_t)chain->value == id) {
-        if (s->next == NONE)
-            map_delete(&t->by_hash, chain);
-        else
-            chain->value = s->next;
-    } else {
-        uint32_t at = (uint32_t)chain->value;
-        while (t->items[at].next != id)
-            at = t->items[at].next;
-        t->items[at].next = s->next;
-    }
+    struct map_slot *slot = string_slot(t, s->hash, s->text);
+    assert(slot && slot->value == id);
+    map_delete(&t->by_hash, slot);
     free(s->text);
     s->text = NULL;
-    s->next = t->free_id;
+    s->next_free = t->free_id;
     t->free_id = id;
 }
 
@@ -496,8 +496,7 @@ int64_t window_next_expiry(const struct window *w)
 
 static struct window_counts counts_of(const struct period *per)
 {
-    struct window_counts c = {per->heap.len, per->reviews.len,
-                              per->values[DIM_JURISDICTION].len};
+    struct window_counts c = {per->heap.len, per->reviews.len, per->values[DIM_JURISDICTION].len};
     return c;
 }
 
