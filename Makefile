@@ -27,7 +27,8 @@ BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migra
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
-UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth
+UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
+	episode
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -40,6 +41,9 @@ schema_DEPS   = schema
 facts_DEPS    = facts
 ingest_DEPS   = ingest facts schema store log metrics gen/migrations
 auth_DEPS     = auth store log metrics gen/migrations
+window_DEPS   = window
+rules_DEPS    = rules schema conf
+episode_DEPS  = episode
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check

@@ -385,7 +385,7 @@ enum sn_err conf_load_file(struct conf *conf, const char *path, char *err, size_
                 rc = SN_ERR_CONF;
                 break;
             }
-            strcpy(section, name);
+            snprintf(section, sizeof(section), "%s", name);
             continue;
         }
         char *eq = strchr(s, '=');

@@ -71,8 +71,8 @@ struct rule_level {
 struct rule {
     char *id;
     char *description;
-    char *file;   /* the file it came from, for messages */
-    size_t index; /* its position in that file's "rules" */
+    char *file;         /* the file it came from, for messages */
+    size_t index;       /* its position in that file's "rules" */
     json_t *definition; /* the rule object as written (for the admin API) */
 
     struct rule_matcher *matchers;
