@@ -67,7 +67,7 @@ $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c broker/store.h
 	@mkdir -p $(dir $@)
 	@echo "  CC  $@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c $(wildcard broker/*.h include/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard broker/*.h include/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC  $@"; $(CC) $(ALL_CFLAGS) -c -o $@ $<
 

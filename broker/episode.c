@@ -22,9 +22,8 @@ static enum revision_status publish(struct episode *e, enum revision_status stat
     return status;
 }
 
-enum revision_status episode_step(struct episode *e, const struct episode_policy *policy,
-                                  int level, size_t reviews, size_t jurisdictions,
-                                  int64_t now_ms)
+enum revision_status episode_step(struct episode *e, const struct episode_policy *policy, int level,
+                                  size_t reviews, size_t jurisdictions, int64_t now_ms)
 {
     if (!e->active) {
         if (level < 0) return REVISION_NONE;

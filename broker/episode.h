@@ -23,10 +23,10 @@ struct episode_policy {
 
 struct episode {
     int active;
-    int level;      /* of the last revision */
-    int revision;   /* number of the last revision, 1, 2, ... */
+    int level;    /* of the last revision */
+    int revision; /* number of the last revision, 1, 2, ... */
     int64_t last_revision_at;
-    int64_t below_since; /* -1 while a level holds */
+    int64_t below_since;           /* -1 while a level holds */
     size_t reviews, jurisdictions; /* counts of the last revision */
 };
 
@@ -34,9 +34,8 @@ struct episode {
 void episode_init(struct episode *e);
 /* level: the highest level reached now (-1: none). Returns the revision to
  * publish and updates e (revision number, level, counts) when there is one. */
-enum revision_status episode_step(struct episode *e, const struct episode_policy *policy,
-                                  int level, size_t reviews, size_t jurisdictions,
-                                  int64_t now_ms);
+enum revision_status episode_step(struct episode *e, const struct episode_policy *policy, int level,
+                                  size_t reviews, size_t jurisdictions, int64_t now_ms);
 const char *revision_status_name(enum revision_status status);
 
 #endif

@@ -95,10 +95,11 @@ static json_t *outcome_body(enum ingest_outcome outcome, const char *source, con
                                 json_pack("{s:s,s:s}", "source", source, "id", id));
     case INGEST_UNAVAILABLE: break;
     }
-    return http_problem_new(503, "Service Unavailable",
-                            "the database did not confirm the commit: the event may not be stored; retry "
-                            "(safe: events are idempotent by source and id)",
-                            NULL);
+    return http_problem_new(
+        503, "Service Unavailable",
+        "the database did not confirm the commit: the event may not be stored; retry "
+        "(safe: events are idempotent by source and id)",
+        NULL);
 }
 
 static void reply_body(struct http_request *r, int status, json_t *body)

@@ -12,8 +12,8 @@ static const struct episode_policy policy = {7 * DAY, 30 * DAY};
 /* step and check the status, naming both on failure */
 #define STEP(e, level, reviews, jurisdictions, now, want)                                          \
     do {                                                                                           \
-        enum revision_status got_ = episode_step((e), &policy, (level), (reviews),                 \
-                                                 (jurisdictions), (now));                          \
+        enum revision_status got_ =                                                                \
+            episode_step((e), &policy, (level), (reviews), (jurisdictions), (now));                \
         ck_assert_msg(got_ == (want), "at %lld ms, level %d: expected %s, got %s",                 \
                       (long long)(now), (level), revision_status_name(want),                       \
                       revision_status_name(got_));                                                 \
@@ -51,11 +51,11 @@ START_TEST(test_updates_at_most_every_repeat_interval_and_only_on_change)
     struct episode e;
     episode_init(&e);
     STEP(&e, 0, 5, 3, 0, REVISION_ISSUED);
-    STEP(&e, 0, 6, 3, DAY, REVISION_NONE);           /* changed, but too soon */
-    STEP(&e, 0, 6, 3, 7 * DAY, REVISION_UPDATED);    /* repeat_interval reached */
+    STEP(&e, 0, 6, 3, DAY, REVISION_NONE);        /* changed, but too soon */
+    STEP(&e, 0, 6, 3, 7 * DAY, REVISION_UPDATED); /* repeat_interval reached */
     ck_assert_int_eq(e.revision, 2);
     ck_assert_uint_eq(e.reviews, 6);
-    STEP(&e, 0, 6, 3, 20 * DAY, REVISION_NONE);      /* nothing changed: no update */
+    STEP(&e, 0, 6, 3, 20 * DAY, REVISION_NONE);        /* nothing changed: no update */
     STEP(&e, 0, 7, 4, 20 * DAY + 1, REVISION_UPDATED); /* changed, interval long past */
     ck_assert_int_eq(e.revision, 3);
 }
@@ -78,8 +78,8 @@ START_TEST(test_resolve_only_after_resolve_after_without_flapping)
     struct episode e;
     episode_init(&e);
     STEP(&e, 0, 5, 3, 0, REVISION_ISSUED);
-    STEP(&e, -1, 4, 3, 10 * DAY, REVISION_NONE);     /* below: the clock starts */
-    STEP(&e, -1, 4, 3, 39 * DAY, REVISION_NONE);     /* 29 days below */
+    STEP(&e, -1, 4, 3, 10 * DAY, REVISION_NONE);       /* below: the clock starts */
+    STEP(&e, -1, 4, 3, 39 * DAY, REVISION_NONE);       /* 29 days below */
     STEP(&e, 0, 5, 3, 39 * DAY + HOUR, REVISION_NONE); /* back up: no flap, clock reset */
     ck_assert_int_eq(e.active, 1);
     STEP(&e, -1, 4, 3, 41 * DAY, REVISION_NONE);     /* below again: a new clock */
@@ -98,7 +98,7 @@ START_TEST(test_a_new_episode_after_resolution_counts_from_1)
     STEP(&e, 0, 5, 3, 0, REVISION_ISSUED);
     STEP(&e, -1, 1, 1, DAY, REVISION_NONE);
     STEP(&e, -1, 1, 1, 31 * DAY, REVISION_RESOLVED);
-    STEP(&e, -1, 1, 1, 40 * DAY, REVISION_NONE);     /* resolved stays quiet */
+    STEP(&e, -1, 1, 1, 40 * DAY, REVISION_NONE); /* resolved stays quiet */
     STEP(&e, 0, 5, 3, 50 * DAY, REVISION_ISSUED);
     ck_assert_int_eq(e.revision, 1);
 }
@@ -111,7 +111,7 @@ START_TEST(test_same_inputs_same_revisions)
         int level;
         size_t reviews;
         int64_t at;
-    } seq[] = {{-1, 1, 0},       {0, 5, DAY},      {0, 6, 2 * DAY},   {1, 10, 3 * DAY},
+    } seq[] = {{-1, 1, 0},        {0, 5, DAY},       {0, 6, 2 * DAY},   {1, 10, 3 * DAY},
                {1, 11, 11 * DAY}, {-1, 2, 20 * DAY}, {-1, 2, 50 * DAY}, {0, 5, 60 * DAY}};
     enum revision_status first[8], second[8];
     for (int pass = 0; pass < 2; pass++) {
@@ -123,7 +123,8 @@ START_TEST(test_same_inputs_same_revisions)
             (pass ? second : first)[i] = st;
         }
     }
-    for (int i = 0; i < 8; i++) ck_assert_int_eq(first[i], second[i]);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(first[i], second[i]);
     ck_assert_int_eq(first[1], REVISION_ISSUED);
     ck_assert_int_eq(first[3], REVISION_ESCALATED);
     ck_assert_int_eq(first[4], REVISION_UPDATED);

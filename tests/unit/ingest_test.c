@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "schema.h"
 #include "store.h"
+#include "test_schemas.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -643,34 +644,9 @@ static Suite *ingest_suite(void)
 
 /* SN_SCHEMAS_DIR, else schemas/ in the working directory (tests run from the
  * repository root), else schemas/ in a parent directory of the binary. */
-static void find_schemas_dir(void)
-{
-    const char *env = getenv("SN_SCHEMAS_DIR");
-    if (env && *env) {
-        snprintf(schemas_dir, sizeof(schemas_dir), "%s", env);
-        return;
-    }
-    snprintf(schemas_dir, sizeof(schemas_dir), "schemas");
-    if (access("schemas/cloudevent.v1.json", R_OK) == 0) return;
-    char exe[3000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char *slash;
-    while ((slash = strrchr(exe, '/')) != NULL) {
-        *slash = '\0';
-        char probe[4096];
-        snprintf(probe, sizeof(probe), "%s/schemas/cloudevent.v1.json", exe);
-        if (access(probe, R_OK) == 0) {
-            snprintf(schemas_dir, sizeof(schemas_dir), "%s/schemas", exe);
-            return;
-        }
-    }
-}
-
 int main(void)
 {
-    find_schemas_dir();
+    test_find_schemas_dir(schemas_dir, sizeof(schemas_dir));
     SRunner *sr = srunner_create(ingest_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

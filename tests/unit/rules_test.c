@@ -14,6 +14,7 @@
 
 #include "rules.h"
 #include "schema.h"
+#include "test_schemas.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -1173,37 +1174,9 @@ static Suite *rules_suite(void)
     return s;
 }
 
-/* SN_SOURCE_DIR, else the working directory when it holds schemas/rules.v1.json
- * (tests run from the repository root), else the nearest parent directory of
- * the binary that does. */
-static void find_repo_dir(void)
-{
-    const char *env = getenv("SN_SOURCE_DIR");
-    if (env && *env) {
-        snprintf(repo_dir, sizeof(repo_dir), "%s", env);
-        return;
-    }
-    snprintf(repo_dir, sizeof(repo_dir), ".");
-    if (access("schemas/rules.v1.json", R_OK) == 0) return;
-    char exe[3000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char *slash;
-    while ((slash = strrchr(exe, '/')) != NULL) {
-        *slash = '\0';
-        char probe[4096];
-        snprintf(probe, sizeof(probe), "%s/schemas/rules.v1.json", exe);
-        if (access(probe, R_OK) == 0) {
-            snprintf(repo_dir, sizeof(repo_dir), "%s", exe);
-            return;
-        }
-    }
-}
-
 int main(void)
 {
-    find_repo_dir();
+    test_find_repo_dir(repo_dir, sizeof(repo_dir));
     char dir[4200], err[1024];
     snprintf(dir, sizeof(dir), "%s/schemas", repo_dir);
     if (schema_set_load(dir, &schemas, err, sizeof(err)) != SN_OK) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "schema.h"
+#include "test_schemas.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -1156,34 +1157,9 @@ static Suite *schema_suite(void)
 
 /* SN_SCHEMAS_DIR, else schemas/ in the working directory (tests run from the
  * repository root), else schemas/ next to a parent directory of the binary. */
-static void find_schemas_dir(void)
-{
-    const char *env = getenv("SN_SCHEMAS_DIR");
-    if (env && *env) {
-        snprintf(schemas_dir, sizeof(schemas_dir), "%s", env);
-        return;
-    }
-    snprintf(schemas_dir, sizeof(schemas_dir), "schemas");
-    if (access("schemas/cloudevent.v1.json", R_OK) == 0) return;
-    char exe[3000];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char *slash;
-    while ((slash = strrchr(exe, '/')) != NULL) {
-        *slash = '\0';
-        char probe[4096];
-        snprintf(probe, sizeof(probe), "%s/schemas/cloudevent.v1.json", exe);
-        if (access(probe, R_OK) == 0) {
-            snprintf(schemas_dir, sizeof(schemas_dir), "%s/schemas", exe);
-            return;
-        }
-    }
-}
-
 int main(void)
 {
-    find_schemas_dir();
+    test_find_schemas_dir(schemas_dir, sizeof(schemas_dir));
     snprintf(run_dir, sizeof(run_dir), "/tmp/sn-schema-test-XXXXXX");
     if (!mkdtemp(run_dir)) {
         perror("mkdtemp");
