@@ -15,6 +15,7 @@
 #include "schema.h"
 #include "store.h"
 #include "test_schemas.h"
+#include "test_util.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -91,27 +92,6 @@ static struct ingest_event *parse_ok(json_t *envelope)
     return ev;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static char *sorted_lines(const char **list, size_t n)
-{
-    qsort(list, n, sizeof(*list), cmp_str);
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(list[i]) + 3;
-    char *text = calloc(1, len);
-    ck_assert_ptr_nonnull(text);
-    for (size_t i = 0; i < n; i++) {
-        strcat(text, "'");
-        strcat(text, list[i]);
-        strcat(text, "'\n");
-    }
-    return text;
-}
-
 /* Parses envelope, which must be refused with status and exactly the pointers
  * in want (NULL-terminated, any order). Returns the problem; the caller clears it. */
 static struct ingest_problem expect_problem(json_t *envelope, int status, const char **want)
@@ -143,7 +123,7 @@ static struct ingest_problem expect_problem(json_t *envelope, int status, const 
         wanted[nwant] = want[nwant];
         nwant++;
     }
-    char *g = sorted_lines(got, n), *w = sorted_lines(wanted, nwant);
+    char *g = test_sorted_lines(got, n), *w = test_sorted_lines(wanted, nwant);
     ck_assert_msg(n == nwant && strcmp(g, w) == 0, "%s\nexpected %zu violations:\n%sgot %zu:\n%s",
                   text, nwant, w, n, g);
     free(g);

@@ -11,6 +11,7 @@
 
 #include "schema.h"
 #include "test_schemas.h"
+#include "test_util.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -73,28 +74,6 @@ static json_t *parse(const char *text)
     return v;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The strings of list (NULL-terminated), sorted, one per line; the caller frees. */
-static char *sorted_lines(const char **list, size_t n)
-{
-    qsort(list, n, sizeof(*list), cmp_str);
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(list[i]) + 3;
-    char *text = calloc(1, len);
-    ck_assert_ptr_nonnull(text);
-    for (size_t i = 0; i < n; i++) {
-        strcat(text, "'");
-        strcat(text, list[i]);
-        strcat(text, "'\n");
-    }
-    return text;
-}
-
 /* Validates text against schema id and checks the violations: exactly the
  * pointers in want (NULL-terminated; any order), each with a message. */
 static void expect_pointers(const struct schema_set *set, const char *id, const char *text,
@@ -122,7 +101,7 @@ static void expect_pointers(const struct schema_set *set, const char *id, const 
         want_copy[nwant] = want[nwant];
         nwant++;
     }
-    char *g = sorted_lines(got, n), *w = sorted_lines(want_copy, nwant);
+    char *g = test_sorted_lines(got, n), *w = test_sorted_lines(want_copy, nwant);
     ck_assert_msg(n == nwant && strcmp(g, w) == 0,
                   "%s with schema %s (prefix '%s'): expected %zu violations:\n%sgot %zu:\n%s", text,
                   id, prefix, nwant, w, n, g);
