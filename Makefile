@@ -28,7 +28,7 @@ MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
 UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
-	episode
+	episode engine
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -44,6 +44,7 @@ auth_DEPS     = auth store log metrics gen/migrations
 window_DEPS   = window
 rules_DEPS    = rules schema conf
 episode_DEPS  = episode
+engine_DEPS   = engine rules schema conf window episode
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check

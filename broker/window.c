@@ -52,6 +52,7 @@ struct fact {
     uint32_t labels[DIMS]; /* NONE when absent */
     uint32_t heap_pos;     /* in its period's heap; next free slot when not held */
     int period;
+    int tagged;
 };
 
 /* Min-heap of fact slots by time: the root is the next to expire. */
@@ -65,6 +66,7 @@ struct period {
     struct map reviews;      /* review -> facts */
     struct map pairs[DIMS];  /* (review, value) -> facts */
     struct map values[DIMS]; /* value -> distinct reviews, i.e. pairs with it */
+    size_t tagged;           /* facts added with tagged set */
 };
 
 struct window {
@@ -342,6 +344,7 @@ static void period_enter(struct window *w, int p, uint32_t slot)
     struct period *per = &w->periods[p];
     struct fact *f = &w->facts[slot];
     f->period = p;
+    per->tagged += f->tagged != 0;
     count_up(&per->reviews, f->review);
     for (int d = 0; d < DIMS; d++) {
         if (f->labels[d] == NONE) continue;
@@ -356,6 +359,7 @@ static void period_leave(struct window *w, uint32_t slot)
     struct fact *f = &w->facts[slot];
     struct period *per = &w->periods[f->period];
     heap_remove(w, &per->heap, f->heap_pos);
+    per->tagged -= f->tagged != 0;
     count_down(&per->reviews, f->review);
     for (int d = 0; d < DIMS; d++) {
         if (f->labels[d] == NONE) continue;
@@ -434,6 +438,13 @@ size_t window_advance(struct window *w, int64_t now_ms)
 int window_add(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
                const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS])
 {
+    return window_add_tagged(w, fact_id, time_ms, review_key, jurisdiction, breakdown, 0);
+}
+
+int window_add_tagged(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
+                      const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS],
+                      int tagged)
+{
     if (!review_key) return 0;
     window_advance(w, time_ms);
     int p = period_of(w, time_ms);
@@ -450,6 +461,7 @@ int window_add(struct window *w, int64_t fact_id, int64_t time_ms, const char *r
     struct fact *f = &w->facts[slot];
     f->id = fact_id;
     f->time = time_ms;
+    f->tagged = tagged != 0;
     f->review = string_ref(&w->strings, review_key);
     f->labels[DIM_JURISDICTION] = jurisdiction ? string_ref(&w->strings, jurisdiction) : NONE;
     for (int d = 0; d < WINDOW_BREAKDOWNS; d++) {
@@ -496,7 +508,8 @@ int64_t window_next_expiry(const struct window *w)
 
 static struct window_counts counts_of(const struct period *per)
 {
-    struct window_counts c = {per->heap.len, per->reviews.len, per->values[DIM_JURISDICTION].len};
+    struct window_counts c = {per->heap.len, per->reviews.len, per->values[DIM_JURISDICTION].len,
+                              per->tagged};
     return c;
 }
 

@@ -31,6 +31,7 @@ struct window_counts {
     size_t facts;
     size_t reviews;       /* distinct review keys among those facts */
     size_t jurisdictions; /* distinct jurisdictions among those facts */
+    size_t tagged;        /* those of the facts added with tagged set */
 };
 
 struct window;
@@ -49,6 +50,13 @@ void window_free(struct window *w);
  * copies the strings. */
 int window_add(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
                const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS]);
+
+/* window_add, marking the fact as tagged: window_counts.tagged counts such
+ * facts (the engine tags improvement opportunities, to tell them from family
+ * needs). */
+int window_add_tagged(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
+                      const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS],
+                      int tagged);
 
 /* Retracts a fact (an amended review retracts its old facts before adding the
  * new ones). Returns 1 if it was held, 0 if unknown or already expired. */

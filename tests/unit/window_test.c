@@ -910,6 +910,28 @@ START_TEST(test_large_history_against_brute_force)
 }
 END_TEST
 
+/* Tagged facts (the engine's improvement opportunities) are counted apart,
+ * through every move: add, previous period, drop, remove. */
+START_TEST(test_tagged_counts)
+{
+    struct window *w = window_new(10, 1);
+    ck_assert_int_eq(window_add_tagged(w, 1, 0, "r1", "AA", NULL, 1), 1);
+    ck_assert_int_eq(window_add_tagged(w, 2, 0, "r1", "AA", NULL, 0), 1);
+    ck_assert_int_eq(window_add_tagged(w, 3, 5, "r2", "BB", NULL, 1), 1);
+    ck_assert_uint_eq(window_current(w).tagged, 2);
+    ck_assert_uint_eq(window_current(w).facts, 3);
+    window_advance(w, 10); /* facts 1, 2 move to the previous period */
+    ck_assert_uint_eq(window_current(w).tagged, 1);
+    ck_assert_uint_eq(window_previous(w).tagged, 1);
+    ck_assert_int_eq(window_remove(w, 3), 1);
+    ck_assert_uint_eq(window_current(w).tagged, 0);
+    window_advance(w, 20); /* dropped */
+    ck_assert_uint_eq(window_previous(w).tagged, 0);
+    ck_assert_uint_eq(window_previous(w).facts, 0);
+    window_free(w);
+}
+END_TEST
+
 static Suite *window_suite(void)
 {
     Suite *s = suite_create("window");
@@ -930,6 +952,7 @@ static Suite *window_suite(void)
     tcase_add_test(tc, test_strings_copied);
     tcase_add_test(tc, test_null_review_ignored);
     tcase_add_test(tc, test_listing_order);
+    tcase_add_test(tc, test_tagged_counts);
     suite_add_tcase(s, tc);
 
     TCase *big = tcase_create("history");
