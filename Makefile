@@ -28,7 +28,7 @@ MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
 UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
-	episode engine
+	episode engine notice
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -45,6 +45,7 @@ window_DEPS   = window
 rules_DEPS    = rules schema conf
 episode_DEPS  = episode
 engine_DEPS   = engine rules schema conf window episode
+notice_DEPS   = notice schema
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check

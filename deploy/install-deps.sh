@@ -20,6 +20,7 @@ postgresql-client
 kcat
 curl
 wrk
+libxml2-utils
 procps
 python3
 python3-prometheus-client
