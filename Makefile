@@ -22,7 +22,8 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
-	ingest ingest_http ingest_kafka auth tokens_http
+	ingest ingest_http ingest_kafka auth tokens_http window rules episode engine leader notice backtest \
+	notices_http rules_http stats_http
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 

@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "engine.h"
 #include "http.h"
 #include "schema.h"
 
@@ -23,6 +24,11 @@ struct broker {
     struct auth *auth;
     struct ingest *ingest;
     struct ingest_kafka *ingest_kafka;
+    struct leader *leader;
+    struct rule_set *rules; /* NULL: no rules */
+    char rules_path[4200];  /* "" when none */
+    struct engine_options engine_options;
+    char **unnamed; /* privacy.unnamed_jurisdictions, split */
     char http_address[300];
     char kafka_bootstrap[1024];
     int store_started;
@@ -43,6 +49,9 @@ extern const size_t broker_routes_count;
 /* Authenticates the request's bearer token; on failure replies (401, or 503
  * before the token cache is loaded) and returns 0. */
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who);
+/* The same, and replies 403 unless the token is an admin's; what completes
+ * "only an admin token ..." in the reply. */
+int broker_require_admin_or_reply(struct http_request *r, struct identity *who, const char *what);
 
 /* Route handlers (ingest_http.c, tokens_http.c). */
 void ingest_http_post_events(struct http_request *r);
@@ -50,6 +59,19 @@ void ingest_http_get_review(struct http_request *r);
 void tokens_http_create(struct http_request *r);
 void tokens_http_list(struct http_request *r);
 void tokens_http_revoke(struct http_request *r);
+/* notices_http.c */
+void notices_http_list(struct http_request *r);
+void notices_http_get(struct http_request *r);
+/* rules_http.c */
+void rules_http_list(struct http_request *r);
+void rules_http_reload(struct http_request *r);
+void rules_http_backtest(struct http_request *r);
+/* stats_http.c */
+void stats_http_themes(struct http_request *r);
+
+/* Loads the rules from rules.path again and hands them to the engine; on
+ * errors (appended to errors, if not NULL) the running rules stay. */
+enum sn_err broker_reload_rules(struct broker *b, json_t *errors);
 
 /* 1 when every dependency is ready; fills checks (if not NULL) with one
  * object per dependency: {"ready": bool, "detail": text}. */

@@ -63,6 +63,18 @@ static const struct conf_key conf_keys[] = {
      "system user that runs the embedded PostgreSQL when sn-broker runs as root"},
     {"log", "level", CONF_CHOICE, FIELD(log_level), "info", 0, 0,
      {"debug", "info", "warn", "error", NULL}, "lowest level written to stderr"},
+    {"rules", "path", CONF_STRING, FIELD(rules_path), "", 0, 0, {NULL},
+     "rules file, or directory of *.json rule files; empty: no rules (with --embedded: the "
+     "deploy/rules beside the schemas)"},
+    {"rules", "tick", CONF_DURATION, FIELD(rules_tick_ms), "1m", 0, 86400000, {NULL},
+     "how often the engine's clock moves to the wall clock, so notices resolve when reviews stop "
+     "coming; 0s: event time only (what a backtest does)"},
+    {"privacy", "min_cell", CONF_INT, FIELD(privacy_min_cell), "3", 0, 1000, {NULL},
+     "notice breakdown counts below this are shown as \"<N\" (small cells can identify a child)"},
+    {"privacy", "unnamed_jurisdictions", CONF_STRING, FIELD(privacy_unnamed_jurisdictions), "", 0,
+     0, {NULL}, "comma-separated jurisdiction codes counted in notices but never named"},
+    {"notices", "cap_sender", CONF_STRING, FIELD(notices_cap_sender), "sn-broker@npcs.example", 0,
+     0, {NULL}, "sender of CAP alerts (GET /v1/notices/{id}?format=cap); no spaces, commas, < or &"},
     {"shutdown", "timeout", CONF_DURATION, FIELD(shutdown_timeout_ms), "5s", 0, 9000, {NULL},
      "how long SIGTERM waits for in-flight requests before closing"},
 };

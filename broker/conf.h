@@ -24,6 +24,11 @@ struct conf {
     char *embedded_pg_bindir;
     char *embedded_pg_user;
     char *log_level;
+    char *rules_path;
+    int64_t rules_tick_ms;
+    int64_t privacy_min_cell;
+    char *privacy_unnamed_jurisdictions;
+    char *notices_cap_sender;
     int64_t shutdown_timeout_ms;
 };
 

@@ -48,7 +48,7 @@ struct group {
 /* A revision decided but not yet handed out: the revisions of one step are
  * handed out in (time, rule, group) order. */
 struct pending {
-    int64_t time;
+    int64_t time, started_at;
     size_t rule, seq, order;
     json_t *revision;
 };
@@ -119,6 +119,43 @@ void engine_format_time(int64_t ms, char buf[32])
     struct tm tm;
     gmtime_r(&secs, &tm);
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int engine_parse_time(const char *text, int64_t *ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(text, "%Y-%m-%d", &tm);
+    if (!rest || (rest - text) != 10) return -1;
+    int64_t frac_ms = 0, offset_s = 0;
+    if (*rest) {
+        if (*rest != 'T' && *rest != 't') return -1;
+        const char *time_start = rest + 1;
+        rest = strptime(time_start, "%H:%M:%S", &tm);
+        if (!rest || rest - time_start != 8) return -1;
+        if (*rest == '.') {
+            int digits = 0;
+            for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+                if (digits < 3) frac_ms = frac_ms * 10 + (*rest - '0');
+            if (digits == 0) return -1;
+            for (; digits < 3; digits++)
+                frac_ms *= 10;
+        }
+        if (*rest == 'Z' || *rest == 'z') {
+            rest++;
+        } else if ((*rest == '+' || *rest == '-') && strlen(rest) == 6 && rest[3] == ':') {
+            int h = (rest[1] - '0') * 10 + (rest[2] - '0'),
+                m = (rest[4] - '0') * 10 + (rest[5] - '0');
+            offset_s = (int64_t)(h * 3600 + m * 60) * (*rest == '-' ? -1 : 1);
+            rest += 6;
+        } else {
+            return -1;
+        }
+        if (*rest) return -1;
+    }
+    time_t t = timegm(&tm);
+    *ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
+    return 0;
 }
 
 struct engine *engine_new(const struct rule_set *rs, const struct engine_options *opt,
@@ -365,8 +402,9 @@ static void evaluate(struct engine *e, struct group *g, int64_t t)
     }
     if (e->pending_len == e->pending_cap)
         e->pending = grow(e->pending, &e->pending_cap, sizeof(*e->pending));
-    e->pending[e->pending_len] = (struct pending){t, g->rule, g->seq, e->pending_len,
-                                                  revision_new(e, g, status, before.level, t)};
+    e->pending[e->pending_len] =
+        (struct pending){t,      g->started_at,  g->rule,
+                         g->seq, e->pending_len, revision_new(e, g, status, before.level, t)};
     e->pending_len++;
 }
 
@@ -402,10 +440,11 @@ static void flush_pending(struct engine *e)
 {
     if (e->pending_len > 1) qsort(e->pending, e->pending_len, sizeof(*e->pending), cmp_pending);
     for (size_t i = 0; i < e->pending_len; i++) {
+        struct pending *p = &e->pending[i];
         if (e->on_revision)
-            e->on_revision(e->pending[i].revision, e->arg);
+            e->on_revision(p->revision, e->groups[p->seq]->key, p->started_at, e->arg);
         else
-            json_decref(e->pending[i].revision);
+            json_decref(p->revision);
     }
     e->pending_len = 0;
 }

@@ -56,8 +56,10 @@ struct engine_episode {
 };
 
 /* Receives each revision (a new object, owned by the callee) in the order the
- * engine decides them. */
-typedef void (*engine_revision_fn)(json_t *revision, void *arg);
+ * engine decides them, with the key of its group and the time its episode
+ * started (what storage keys a notice by; neither is part of the revision). */
+typedef void (*engine_revision_fn)(json_t *revision, const char *group_key, int64_t started_at,
+                                   void *arg);
 
 /* rs and opt are borrowed and must outlive the engine. */
 struct engine *engine_new(const struct rule_set *rs, const struct engine_options *opt,
@@ -109,5 +111,9 @@ struct engine_stats engine_get_stats(const struct engine *e);
 void engine_format_month(int64_t ms, char buf[8]);
 /* RFC 3339 UTC with seconds: "2026-11-20T14:03:11Z". */
 void engine_format_time(int64_t ms, char buf[32]);
+
+/* "2026-11-20T14:03:11Z", "2026-11-20T08:03:11.250-06:00" (RFC 3339) or
+ * "2026-11-20" (midnight UTC) -> ms. Returns 0, or -1 when text is neither. */
+int engine_parse_time(const char *text, int64_t *ms);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -298,4 +299,42 @@ void http_server_free(struct http_server *s)
     if (!s) return;
     evhttp_free(s->http);
     free(s);
+}
+
+int http_query_or_reply(struct http_request *r, const char *const *allowed,
+                        struct evkeyvalq *params)
+{
+    TAILQ_INIT(params);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (query && evhttp_parse_query_str(query, params) != 0) {
+        evhttp_clear_headers(params);
+        http_reply_problem(r, 400, "Bad Request", "the query string cannot be parsed", NULL);
+        return 0;
+    }
+    for (struct evkeyval *kv = params->tqh_first; kv; kv = kv->next.tqe_next) {
+        int known = 0;
+        for (size_t i = 0; allowed[i] && !known; i++)
+            known = strcmp(allowed[i], kv->key) == 0;
+        if (known) continue;
+        char names[512] = "";
+        for (size_t i = 0; allowed[i]; i++) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", allowed[i]);
+        }
+        json_t *errors = json_pack("[{s:s,s:s+}]", "parameter", kv->key, "message",
+                                   "unknown parameter; allowed: ", names);
+        evhttp_clear_headers(params);
+        http_reply_problem(r, 400, "Bad Request", "unknown query parameter",
+                           json_pack("{s:o}", "errors", errors));
+        return 0;
+    }
+    return 1;
+}
+
+void http_reply_bad_parameter(struct http_request *r, const char *name, const char *message)
+{
+    http_reply_problem(
+        r, 400, "Bad Request", message,
+        json_pack("{s:[{s:s,s:s}]}", "errors", "parameter", name, "message", message));
 }

@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "sn.h"
@@ -71,6 +72,14 @@ json_t *http_problem_new(int status, const char *title, const char *detail, json
 json_t *http_body_json_or_reply(struct http_request *r);
 /* Percent-decodes len bytes of s; the caller frees. */
 char *http_percent_decode(const char *s, size_t len);
+
+/* Parses the request's query string into params (the caller frees them with
+ * evhttp_clear_headers) and checks that every name is one of allowed
+ * (NULL-terminated); else replies 400 naming the parameter and returns 0. */
+int http_query_or_reply(struct http_request *r, const char *const *allowed,
+                        struct evkeyvalq *params);
+/* 400 with errors: [{"parameter": name, "message": message}]. */
+void http_reply_bad_parameter(struct http_request *r, const char *name, const char *message);
 
 double http_now(void);
 

@@ -244,8 +244,9 @@ static void flush(struct ingest *ing)
     const char *params[] = {text.data};
     ing->batch = batch;
     ing->batch_len = n;
-    enum sn_err rc = store_query(ing->store, "SELECT idx, outcome FROM ingest_batch($1::jsonb)", 1,
-                                 params, batch_done, ing);
+    enum sn_err rc =
+        store_query(ing->store, "SELECT idx, outcome FROM ingest_batch_in_order($1::jsonb)", 1,
+                    params, batch_done, ing);
     free(text.data);
     if (rc != SN_OK) batch_done(NULL, ing);
 }

@@ -15,7 +15,9 @@
 #include "ingest.h"
 #include "ingest_kafka.h"
 #include "kafka.h"
+#include "leader.h"
 #include "log.h"
+#include "rules.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -69,6 +71,8 @@ static void finish_shutdown(struct broker *b)
     b->ingest = NULL;
     ingest_kafka_free(b->ingest_kafka);
     b->ingest_kafka = NULL;
+    leader_free(b->leader);
+    b->leader = NULL;
     auth_free(b->auth);
     b->auth = NULL;
     kafka_free(b->kafka, 2000);
@@ -129,7 +133,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct broker *b = arg;
     (void)what;
     if (sig == SIGHUP) {
-        log_info(NULL, "SIGHUP: nothing to reload yet");
+        log_info(NULL, "SIGHUP: reloading the rules");
+        broker_reload_rules(b, NULL);
         return;
     }
     log_info(json_pack("{s:s}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM"), "signal received");
@@ -212,8 +217,10 @@ static void on_pg_ready(struct embedded *e, void *arg)
     if (!b->store_started) {
         b->store_started = 1;
         store_start(b->store);
+        leader_start(b->leader);
     } else {
         store_reconnect_now(b->store);
+        leader_reconnect_now(b->leader);
     }
 }
 
@@ -320,12 +327,102 @@ static int load_schemas(struct broker *b)
     return 0;
 }
 
+/* Logs each problem of a rules load: file, rule, pointer and message. */
+static void log_rule_errors(const json_t *errors)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        log_error(json_pack("{s:O,s:O,s:O}", "file", json_object_get(e, "file"), "rule",
+                            json_object_get(e, "rule"), "pointer", json_object_get(e, "pointer")),
+                  "rules: %s", json_string_value(json_object_get(e, "message")));
+    }
+}
+
+enum sn_err broker_reload_rules(struct broker *b, json_t *errors)
+{
+    if (!b->rules_path[0]) {
+        if (errors)
+            json_array_append_new(errors, json_pack("{s:n,s:n,s:s,s:s}", "file", "rule", "pointer",
+                                                    "", "message", "rules.path is not set"));
+        log_warn(NULL, "rules: nothing to reload, rules.path is not set");
+        return SN_ERR_CONF;
+    }
+    json_t *found = json_array();
+    struct rule_set *rs = NULL;
+    enum sn_err rc = rules_load(b->rules_path, b->schemas, &rs, found);
+    if (rc != SN_OK) {
+        log_rule_errors(found);
+        log_error(json_pack("{s:s,s:I}", "path", b->rules_path, "running",
+                            (json_int_t)rule_set_count(b->rules)),
+                  "rules: the reload was refused; the running rules stay");
+        if (errors) json_array_extend(errors, found);
+        json_decref(found);
+        return rc;
+    }
+    json_decref(found);
+    if (b->leader) leader_set_rules(b->leader, rs);
+    rule_set_free(b->rules);
+    b->rules = rs;
+    log_info(json_pack("{s:s,s:I}", "path", b->rules_path, "rules", (json_int_t)rule_set_count(rs)),
+             "rules loaded");
+    return SN_OK;
+}
+
+/* rules.path, else with --embedded the deploy/rules beside the schemas (the
+ * examples); none is fine: nothing is evaluated. Also the privacy options the
+ * engine applies. */
+static int load_rules(struct broker *b)
+{
+    b->engine_options.min_cell = (size_t)b->conf.privacy_min_cell;
+    size_t n = 0;
+    b->unnamed = xcalloc(1, sizeof(*b->unnamed));
+    char *list = xstrdup(b->conf.privacy_unnamed_jurisdictions), *save = NULL;
+    for (char *code = strtok_r(list, ", ", &save); code; code = strtok_r(NULL, ", ", &save)) {
+        b->unnamed = xrealloc(b->unnamed, (n + 2) * sizeof(*b->unnamed));
+        b->unnamed[n++] = xstrdup(code);
+        b->unnamed[n] = NULL;
+    }
+    free(list);
+    b->engine_options.unnamed = (const char *const *)b->unnamed;
+    b->engine_options.unnamed_count = n;
+
+    if (b->conf.rules_path[0]) {
+        snprintf(b->rules_path, sizeof(b->rules_path), "%s", b->conf.rules_path);
+    } else if (b->embedded_dir) {
+        char dir[PATH_MAX + 64];
+        find_schemas_dir(&b->conf, dir, sizeof(dir));
+        snprintf(b->rules_path, sizeof(b->rules_path), "%s/../deploy/rules", dir);
+        if (access(b->rules_path, R_OK) != 0) b->rules_path[0] = '\0';
+    }
+    if (!b->rules_path[0]) {
+        log_warn(NULL, "no rules (rules.path is not set): notices are not evaluated");
+        return 0;
+    }
+    json_t *errors = json_array();
+    enum sn_err rc = rules_load(b->rules_path, b->schemas, &b->rules, errors);
+    if (rc != SN_OK) log_rule_errors(errors);
+    json_decref(errors);
+    if (rc != SN_OK) {
+        log_error(json_pack("{s:s,s:i}", "path", b->rules_path, "exit_code", 2),
+                  "rules: cannot load rules.path");
+        return 2;
+    }
+    log_info(json_pack("{s:s,s:I}", "path", b->rules_path, "rules",
+                       (json_int_t)rule_set_count(b->rules)),
+             "rules loaded");
+    return 0;
+}
+
 /* Everything up to the event loop; returns an exit code, 0 to run. */
 static int start(struct broker *b)
 {
     char err[1024];
     enum sn_err rc;
     int code = load_schemas(b);
+    if (code) return code;
+    code = load_rules(b);
     if (code) return code;
     if (b->embedded_dir) {
         /* before any thread exists: it forks to check the directory */
@@ -397,6 +494,11 @@ static int start(struct broker *b)
     store_listen(b->store, AUTH_CHANNEL);
     b->auth = auth_new(b->store);
     b->ingest = ingest_new(b->store);
+    const struct leader_conf lc = {conninfo, b->conf.database_reconnect_max_ms,
+                                   b->conf.database_query_timeout_ms, b->conf.rules_tick_ms,
+                                   &b->engine_options};
+    b->leader = leader_new(b->base, &lc);
+    leader_set_rules(b->leader, b->rules);
     const struct ingest_kafka_conf ikc = {b->kafka_bootstrap, b->conf.kafka_reviews_topic,
                                           b->conf.kafka_dlq_topic, b->conf.kafka_group_id};
     rc = ingest_kafka_new(b->base, &ikc, b->schemas, b->ingest, b->store, b->kafka,
@@ -412,12 +514,18 @@ static int start(struct broker *b)
     } else {
         b->store_started = 1;
         store_start(b->store);
+        leader_start(b->leader);
     }
     return 0;
 }
 
 static void cleanup(struct broker *b)
 {
+    leader_free(b->leader);
+    rule_set_free(b->rules);
+    for (size_t i = 0; b->unnamed && b->unnamed[i]; i++)
+        free(b->unnamed[i]);
+    free(b->unnamed);
     store_free(b->store);
     ingest_free(b->ingest);
     ingest_kafka_free(b->ingest_kafka);

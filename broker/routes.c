@@ -1,5 +1,6 @@
 /* The operational routes: liveness, readiness and metrics. */
 #include <event2/keyvalq_struct.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "broker.h"
@@ -43,6 +44,18 @@ int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
     return 0;
 }
 
+int broker_require_admin_or_reply(struct http_request *r, struct identity *who, const char *what)
+{
+    if (!broker_authenticate_or_reply(r, who)) return 0;
+    if (who->role != ROLE_ADMIN) {
+        char detail[128];
+        snprintf(detail, sizeof(detail), "only an admin token %s", what);
+        http_reply_problem(r, 403, "Forbidden", detail, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 static void handle_healthz(struct http_request *r)
 {
     http_reply_json(r, 200, json_pack("{s:s}", "status", "alive"));
@@ -83,5 +96,11 @@ const struct http_route broker_routes[] = {
     {"POST", "/v1/tokens", tokens_http_create},
     {"GET", "/v1/tokens", tokens_http_list},
     {"DELETE", "/v1/tokens/{id}", tokens_http_revoke},
+    {"GET", "/v1/notices", notices_http_list},
+    {"GET", "/v1/notices/{id}", notices_http_get},
+    {"GET", "/v1/rules", rules_http_list},
+    {"POST", "/v1/rules/reload", rules_http_reload},
+    {"POST", "/v1/rules/backtest", rules_http_backtest},
+    {"GET", "/v1/stats/themes", stats_http_themes},
 };
 const size_t broker_routes_count = SN_ARRAY_LEN(broker_routes);

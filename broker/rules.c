@@ -776,15 +776,9 @@ static void check_rule(struct load *ld, size_t index, json_t *obj)
     check_template(ld, r, rule, base, obj, "summary", &r->summary);
 }
 
-static void load_file(struct load *ld)
+/* Checks the parsed content of ld->file. */
+static void load_root(struct load *ld, json_t *root)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(ld->file, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        report(ld, NULL, "", "not a JSON file: line %d, column %d: %s", jerr.line, jerr.column,
-               jerr.text);
-        return;
-    }
     ld->rules = json_object_get(root, "rules");
     if (!json_is_array(ld->rules)) ld->rules = NULL;
     ld->schema_errors = json_array();
@@ -813,6 +807,18 @@ static void load_file(struct load *ld)
     json_decref(ld->schema_errors);
     ld->schema_errors = NULL;
     ld->rules = NULL;
+}
+
+static void load_file(struct load *ld)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(ld->file, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        report(ld, NULL, "", "not a JSON file: line %d, column %d: %s", jerr.line, jerr.column,
+               jerr.text);
+        return;
+    }
+    load_root(ld, root);
     json_decref(root);
 }
 
@@ -845,6 +851,45 @@ static int list_rule_files(const char *dir, char ***out, size_t *count)
     *out = names;
     *count = n;
     return 0;
+}
+
+/* Ends a load: the set, or nothing when anything was wrong. */
+static enum sn_err load_finish(struct load *ld, struct rule_set **out)
+{
+    if (ld->problems > 0) {
+        rule_set_free(ld->rs);
+        return SN_ERR_CONF;
+    }
+    *out = ld->rs;
+    return SN_OK;
+}
+
+enum sn_err rules_load_json(const json_t *files, const struct schema_set *schemas,
+                            struct rule_set **out, json_t *errors)
+{
+    struct load ld = {.schemas = schemas, .errors = errors, .file = ""};
+    if (!schema_set_has(schemas, RULES_SCHEMA)) {
+        report(&ld, NULL, "", "the schema %s is not loaded (schemas.dir)", RULES_SCHEMA);
+        return SN_ERR_CONF;
+    }
+    if (!json_is_object(files) || json_object_size(files) == 0) {
+        report(&ld, NULL, "", "expected an object of file name to rules file");
+        return SN_ERR_CONF;
+    }
+    ld.rs = xcalloc(1, sizeof(*ld.rs));
+    /* in name order, as the files of a directory */
+    size_t n = json_object_size(files), i = 0;
+    const char **names = xcalloc(n, sizeof(*names));
+    const char *name;
+    json_t *root;
+    json_object_foreach((json_t *)files, name, root) names[i++] = name;
+    qsort(names, n, sizeof(*names), cmp_names);
+    for (i = 0; i < n; i++) {
+        ld.file = names[i];
+        load_root(&ld, json_object_get(files, names[i]));
+    }
+    free(names);
+    return load_finish(&ld, out);
 }
 
 enum sn_err rules_load(const char *path, const struct schema_set *schemas, struct rule_set **out,
@@ -883,10 +928,5 @@ enum sn_err rules_load(const char *path, const struct schema_set *schemas, struc
     } else {
         load_file(&ld);
     }
-    if (ld.problems > 0) {
-        rule_set_free(ld.rs);
-        return SN_ERR_CONF;
-    }
-    *out = ld.rs;
-    return SN_OK;
+    return load_finish(&ld, out);
 }

@@ -105,6 +105,11 @@ struct rule_set;
  * running set. On success *out is a new set the caller frees. */
 enum sn_err rules_load(const char *path, const struct schema_set *schemas, struct rule_set **out,
                        json_t *errors);
+/* rules_load for files already parsed (a backtest's rules sent over the API):
+ * files is an object of file name -> the file's JSON, loaded in name order;
+ * errors name the file as given. */
+enum sn_err rules_load_json(const json_t *files, const struct schema_set *schemas,
+                            struct rule_set **out, json_t *errors);
 void rule_set_free(struct rule_set *rs);
 size_t rule_set_count(const struct rule_set *rs);
 /* The rules in load order (files by name, then position); NULL past the end. */

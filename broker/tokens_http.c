@@ -11,16 +11,6 @@
 #include "store.h"
 #include "token.h"
 
-static int require_admin_or_reply(struct http_request *r, struct identity *who)
-{
-    if (!broker_authenticate_or_reply(r, who)) return 0;
-    if (who->role != ROLE_ADMIN) {
-        http_reply_problem(r, 403, "Forbidden", "only an admin token manages tokens", NULL);
-        return 0;
-    }
-    return 1;
-}
-
 struct create_ctx {
     struct http_request *r;
     char token[TOKEN_TEXT_LEN + 1];
@@ -54,7 +44,7 @@ void tokens_http_create(struct http_request *r)
 {
     struct broker *b = r->app;
     struct identity who;
-    if (!require_admin_or_reply(r, &who)) return;
+    if (!broker_require_admin_or_reply(r, &who, "manages tokens")) return;
     json_t *body = http_body_json_or_reply(r);
     if (!body) return;
     json_t *errors = json_array();
@@ -123,7 +113,7 @@ void tokens_http_list(struct http_request *r)
 {
     struct broker *b = r->app;
     struct identity who;
-    if (!require_admin_or_reply(r, &who)) return;
+    if (!broker_require_admin_or_reply(r, &who, "manages tokens")) return;
     if (store_query(b->store,
                     "SELECT id, role, coalesce(jurisdiction, ''), name, "
                     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -152,7 +142,7 @@ void tokens_http_revoke(struct http_request *r)
 {
     struct broker *b = r->app;
     struct identity who;
-    if (!require_admin_or_reply(r, &who)) return;
+    if (!broker_require_admin_or_reply(r, &who, "manages tokens")) return;
     char *end;
     long long id = strtoll(r->params[0], &end, 10);
     if (*end || end == r->params[0] || id <= 0) {

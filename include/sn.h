@@ -94,5 +94,8 @@ static inline void sn_errf(char *err, size_t errlen, const char *fmt, ...)
 }
 
 #define SN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal: SN_STR(PAGE) -> "5000". */
+#define SN_STR_(x) #x
+#define SN_STR(x)  SN_STR_(x)
 
 #endif

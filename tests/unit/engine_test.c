@@ -66,8 +66,10 @@ struct collected {
     json_t *revisions;
 };
 
-static void collect(json_t *revision, void *arg)
+static void collect(json_t *revision, const char *group_key, int64_t started_at, void *arg)
 {
+    (void)group_key;
+    (void)started_at;
     struct collected *c = arg;
     json_array_append_new(c->revisions, revision);
 }
