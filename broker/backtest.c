@@ -77,20 +77,18 @@ static void on_page(PGresult *res, void *arg)
 
 static void next_page(struct backtest *bt)
 {
-    char after_id[32], since[32] = "-infinity", until[32] = "infinity";
+    char after_id[32], until[32] = "infinity";
     snprintf(after_id, sizeof(after_id), "%lld", bt->after_id);
-    if (bt->from_ms != INT64_MIN)
-        engine_format_time(bt->from_ms - engine_horizon(bt->engine), since);
     if (bt->to_ms != INT64_MAX) engine_format_time(bt->to_ms, until);
-    const char *params[] = {bt->after_time, after_id, since, until};
+    const char *params[] = {bt->after_time, after_id, until};
     /* every version of every review, as they were evaluated live: the engine
      * retracts an amended review's facts itself */
     if (store_query(bt->store,
                     "SELECT " LEADER_FACT_COLUMNS ", event_time::text FROM facts"
                     " WHERE (event_time, id) > ($1::timestamptz, $2::bigint)"
-                    "   AND event_time >= $3::timestamptz AND event_time <= $4::timestamptz"
+                    "   AND event_time <= $3::timestamptz"
                     " ORDER BY event_time, id LIMIT " SN_STR(PAGE),
-                    4, params, on_page, bt) != SN_OK)
+                    3, params, on_page, bt) != SN_OK)
         finish(bt, "the database is not available");
 }
 

@@ -16,8 +16,10 @@
  * the database failed (error says how). */
 typedef void (*backtest_done_fn)(json_t *result, const char *error, void *arg);
 
-/* Takes rs (freed when done). Revisions issued before from_ms are left out
- * (the facts before it still count, as they would have live); facts after
+/* Takes rs (freed when done). Revisions issued before from_ms are left out;
+ * the facts before it are still replayed (from the first one: an episode
+ * under way at from_ms goes on with its revision numbers and timings, exactly
+ * as a replay of everything would have it); facts after
  * to_ms are not read, and the clock is moved to to_ms at the end, so what
  * falls due by then (resolutions) is included. INT64_MIN / INT64_MAX: no
  * bound (then the clock stops at the last fact). */

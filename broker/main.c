@@ -393,8 +393,10 @@ static int load_rules(struct broker *b)
     } else if (b->embedded_dir) {
         char dir[PATH_MAX + 64];
         find_schemas_dir(&b->conf, dir, sizeof(dir));
-        snprintf(b->rules_path, sizeof(b->rules_path), "%s/../deploy/rules", dir);
-        if (access(b->rules_path, R_OK) != 0) b->rules_path[0] = '\0';
+        char examples[PATH_MAX + 80], resolved[PATH_MAX];
+        snprintf(examples, sizeof(examples), "%s/../deploy/rules", dir);
+        if (realpath(examples, resolved))
+            snprintf(b->rules_path, sizeof(b->rules_path), "%s", resolved);
     }
     if (!b->rules_path[0]) {
         log_warn(NULL, "no rules (rules.path is not set): notices are not evaluated");
