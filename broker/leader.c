@@ -578,6 +578,7 @@ struct leader *leader_new(struct event_base *base, const struct leader_conf *con
     const struct store_hooks hooks = {on_state, on_notify, l};
     l->store = store_new(base, conf->conninfo, conf->reconnect_max_ms, &hooks);
     store_set_query_timeout(l->store, conf->query_timeout_ms);
+    store_set_application_name(l->store, "sn-broker-engine");
     store_listen(l->store, FACTS_CHANNEL);
     return l;
 }

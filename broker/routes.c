@@ -5,6 +5,7 @@
 
 #include "broker.h"
 #include "kafka.h"
+#include "leader.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -19,6 +20,10 @@ int broker_ready(const struct broker *b, json_t *checks)
         json_object_set_new(checks, "kafka",
                             json_pack("{s:b,s:s}", "ready", kafka, "detail",
                                       b->kafka ? kafka_detail(b->kafka) : "stopped"));
+        /* for information: a standby is as ready as the leader */
+        json_object_set_new(checks, "rule_engine",
+                            json_pack("{s:b,s:s}", "ready", 1, "detail",
+                                      b->leader ? leader_state(b->leader) : "stopped"));
     }
     return db && kafka && !b->shutting_down;
 }

@@ -22,6 +22,7 @@ struct cmd {
 struct store {
     struct event_base *base;
     char *conninfo;
+    char *application_name; /* NULL: as conninfo says */
     int64_t reconnect_max_ms;
     struct store_hooks hooks;
     PGconn *conn;
@@ -354,7 +355,10 @@ static void connect_begin(struct store *s)
 {
     set_detail(s, "connecting", NULL);
     set_state(s, STORE_CONNECTING);
-    s->conn = PQconnectStart(s->conninfo);
+    /* keywords after an expanded dbname override what the conninfo says */
+    const char *const keys[] = {"dbname", "application_name", NULL};
+    const char *const values[] = {s->conninfo, s->application_name, NULL};
+    s->conn = PQconnectStartParams(keys, values, 1);
     if (!s->conn) sn_oom(0);
     if (PQstatus(s->conn) == CONNECTION_BAD) {
         lost(s, "cannot connect");
@@ -610,5 +614,12 @@ void store_free(struct store *s)
         free(s->channels[i]);
     free(s->applied);
     free(s->conninfo);
+    free(s->application_name);
     free(s);
+}
+
+void store_set_application_name(struct store *s, const char *name)
+{
+    free(s->application_name);
+    s->application_name = xstrdup(name);
 }

@@ -57,6 +57,9 @@ enum sn_err store_query(struct store *s, const char *sql, int nparams, const cha
  * NULL), and the store reconnects: a hung server must not stall everything.
  * 0 (the default) waits forever. */
 void store_set_query_timeout(struct store *s, int64_t ms);
+/* The application_name of the connections (pg_stat_activity), overriding the
+ * conninfo's; call before store_start. */
+void store_set_application_name(struct store *s, const char *name);
 /* LISTENs on channel now and after every reconnect (before the store reports
  * ready again). channel must be a plain identifier. */
 void store_listen(struct store *s, const char *channel);
