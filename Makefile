@@ -90,6 +90,11 @@ $(BUILD)/bin/sn-simulate: $(BUILD)/obj/clients/sn-simulate.o
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# the rule engine's benchmark links what the engine's unit suite links
+$(BUILD)/bin/engine_bench: $(BUILD)/obj/tests/bench/engine_bench.o $(engine_DEPS:%=$(BUILD)/obj/broker/%.o)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 define unit_test_rule
 $(BUILD)/tests/$(1)_test: $(BUILD)/obj/tests/unit/$(1)_test.o $$(patsubst %,$(BUILD)/obj/%.o,$$(patsubst gen/%,gen/%,$$(addprefix broker/,$$(filter-out gen/%,$$($(1)_DEPS))) $$(filter gen/%,$$($(1)_DEPS))))
 	@mkdir -p $$(dir $$@)
@@ -116,8 +121,9 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
 
 # Benchmarks: figures as ratios against a baseline measured in the same run.
-bench: deps all
+bench: deps all $(BUILD)/bin/engine_bench
 	@tests/bench/ingest-http.sh $(BUILD)
+	@$(BUILD)/bin/engine_bench
 
 # make run DEMO=500 also loads 500 synthetic reviews once the broker is ready
 run: deps all

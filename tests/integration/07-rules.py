@@ -373,3 +373,35 @@ def test_bad_reload_keeps_the_running_rules():
     themes = sorted(n["group"]["theme"] for n in api(b, "/v1/notices?rule=recurring-theme")[1]["items"])
     check(themes == ["economic_support", "teamwork_coordination"], "one notice per recurring theme", None, themes)
     check(b.stop() == 0, "stops cleanly")
+
+
+def test_the_wall_clock_tick_resolves_when_reviews_stop():
+    """Live, time passes without facts: the tick moves the clock, the facts
+    leave the window and the notice resolves at the moment that falls due
+    (expiry + resolve_after), not at the tick that notices it."""
+    rules = tempfile.mkdtemp(prefix="rules-", dir=Session.get_root())
+    rule = {"id": "fast", "description": "a short window for the test",
+            "match": ["kind=improvement_opportunity", "theme=teamwork_coordination"],
+            "window": "20s", "levels": [{"severity": "advisory", "min_reviews": 2, "min_jurisdictions": 2}],
+            "repeat_interval": "1h", "resolve_after": "3s", "topic": "notices.fast",
+            "headline": "{reviews} reviews", "summary": "{reviews} reviews in {window}"}
+    with open(os.path.join(rules, "fast.json"), "w") as f:
+        json.dump({"rules": [rule]}, f)
+    b = started(env={"SN_RULES_PATH": rules, "SN_RULES_TICK": "1s"})
+    admin = b.read("admin.token").strip()
+    t = int(time.time()) - 5
+    for i, j in enumerate(["US-TN", "US-MN"]):
+        st, _, _ = post(b, admin, event(j, "ev-%d" % i, teamwork_review(j, "R-%d" % i, t)))
+        check(st == 202, "review accepted")
+    wait_for(lambda: api(b, "/v1/notices?status=issued")[1]["items"], 10, "the notice issued")
+    check(api(b, "/v1/notices?status=resolved")[1]["items"] == [], "not resolved while the facts are in")
+    wait_for(lambda: api(b, "/v1/notices?status=resolved")[1]["items"], 40, "the tick to resolve it")
+    nid = api(b, "/v1/notices?status=resolved")[1]["items"][0]["id"]
+    revs = api(b, "/v1/notices/" + nid)[1]["revisions"]
+    got = [(r["status"], r["counts"]["reviews"]) for r in revs]
+    check(got == [("issued", 2), ("resolved", 0)], "issued, then resolved", None, got)
+    # issued when the second review was evaluated: the clock had already been
+    # moved to the wall clock by a tick, so at that wall-clock second
+    check(iso(t) <= revs[0]["issued_at"] <= iso(t + 15), "issued on arrival", iso(t), revs[0]["issued_at"])
+    check(revs[1]["issued_at"] == iso(t + 20 + 3), "resolved 3 s after the facts left the window",
+          iso(t + 23), revs[1]["issued_at"])
