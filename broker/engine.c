@@ -14,7 +14,7 @@
 /* A fact of a review held in the window of a group: what a later version of
  * the review retracts. */
 struct held {
-    uint32_t group;
+    uint32_t group, slot; /* the group's window and the fact's slot in it */
     int64_t fact_id;
 };
 
@@ -67,7 +67,12 @@ struct engine {
     struct review *reviews;
     size_t reviews_len, reviews_cap, reviews_tracked;
     uint32_t free_review;
-    json_t *review_index; /* review key -> slot */
+    json_t *review_index; /* review key -> slot: the review's id in every window */
+    /* label values (jurisdictions, codes) -> ids shared by every window; a
+     * bounded set (the vocabulary and the members), never shrunk */
+    json_t *label_index;
+    char **label_names;
+    size_t labels_len, labels_cap;
     /* slots in the order they were created: a review is forgotten, from the
      * front, once its time is past the horizon */
     uint32_t *fifo;
@@ -170,6 +175,7 @@ struct engine *engine_new(const struct rule_set *rs, const struct engine_options
     e->next_due = INT64_MAX;
     e->free_review = NO_SLOT;
     e->review_index = json_object();
+    e->label_index = json_object();
     size_t n = rule_set_count(rs);
     e->group_index = xcalloc(n, sizeof(*e->group_index));
     for (size_t i = 0; i < n; i++) {
@@ -202,6 +208,10 @@ void engine_free(struct engine *e)
     }
     free(e->reviews);
     json_decref(e->review_index);
+    json_decref(e->label_index);
+    for (size_t i = 0; i < e->labels_len; i++)
+        free(e->label_names[i]);
+    free(e->label_names);
     free(e->fifo);
     free(e->touched);
     free(e->changed);
@@ -221,6 +231,26 @@ int64_t engine_clock(const struct engine *e)
     return e->clock;
 }
 
+/* ---- label ids ---- */
+
+static const char *label_name(uint32_t id, void *arg)
+{
+    const struct engine *e = arg;
+    return e->label_names[id];
+}
+
+static uint32_t label_id(struct engine *e, const char *text)
+{
+    if (!text) return WINDOW_NO_ID;
+    json_t *id = json_object_get(e->label_index, text);
+    if (id) return (uint32_t)json_integer_value(id);
+    if (e->labels_len == e->labels_cap)
+        e->label_names = grow(e->label_names, &e->labels_cap, sizeof(*e->label_names));
+    e->label_names[e->labels_len] = xstrdup(text);
+    json_object_set_new(e->label_index, text, json_integer((json_int_t)e->labels_len));
+    return (uint32_t)e->labels_len++;
+}
+
 /* ---- groups ---- */
 
 static struct group *group_find(struct engine *e, size_t rule, const char *key)
@@ -238,7 +268,11 @@ static struct group *group_create(struct engine *e, size_t rule, const char *key
     g->seq = e->groups_len;
     g->key = xstrdup(key);
     g->labels = labels;
-    g->window = window_new(r->window_ms, rule_has_growth(r));
+    /* a review's jurisdiction and its incident's cause and age band are the
+     * same for all its facts (a new version's replace the old's) */
+    g->window = window_new_named(r->window_ms, rule_has_growth(r), label_name, e,
+                                 WINDOW_PER_REVIEW_JURISDICTION | WINDOW_PER_REVIEW(WINDOW_CAUSE) |
+                                     WINDOW_PER_REVIEW(WINDOW_AGE_BAND));
     if (e->clock != INT64_MIN) window_advance(g->window, e->clock);
     episode_init(&g->ep);
     g->level_now = -1;
@@ -500,11 +534,18 @@ static void touch(struct engine *e, struct group *g)
 
 /* The review of f, its earlier version's facts retracted when f is of a later
  * one; NULL when f belongs to an older version than one already seen. */
-static struct review *review_enter(struct engine *e, const struct engine_fact *f, int evaluating)
+static char *review_key(const struct engine_fact *f)
 {
     const char *jurisdiction = f->labels.values[FACT_JURISDICTION];
     char *key;
     if (asprintf(&key, "%s/%s", jurisdiction ? jurisdiction : "", f->review_id) < 0) sn_oom(0);
+    return key;
+}
+
+/* key (review_key(f)) is stolen. */
+static struct review *review_enter(struct engine *e, const struct engine_fact *f, char *key,
+                                   int evaluating)
+{
     json_t *index = json_object_get(e->review_index, key);
     struct review *rv;
     if (index) {
@@ -514,7 +555,9 @@ static struct review *review_enter(struct engine *e, const struct engine_fact *f
         if (f->review_version > rv->version) {
             for (size_t i = 0; i < rv->held_len; i++) {
                 struct group *g = e->groups[rv->held[i].group];
-                if (window_remove(g->window, rv->held[i].fact_id) && evaluating) touch(e, g);
+                if (window_remove_slot(g->window, rv->held[i].slot, rv->held[i].fact_id) &&
+                    evaluating)
+                    touch(e, g);
             }
             rv->held_len = 0;
             rv->version = f->review_version;
@@ -544,24 +587,40 @@ static struct review *review_enter(struct engine *e, const struct engine_fact *f
 static void add_fact(struct engine *e, struct review *rv, const struct engine_fact *f,
                      int evaluating)
 {
-    const char *breakdown[WINDOW_BREAKDOWNS];
-    for (int d = 0; d < WINDOW_BREAKDOWNS; d++)
-        breakdown[d] = f->labels.values[BREAKDOWN_LABELS[d]];
+    /* each label looked up once here, not once per window */
+    uint32_t breakdown[WINDOW_BREAKDOWNS], jurisdiction = WINDOW_NO_ID;
+    int ids_known = 0;
+    uint32_t review = (uint32_t)(rv - e->reviews);
     const char *kind = f->labels.values[FACT_KIND];
     int opportunity = kind && strcmp(kind, "improvement_opportunity") == 0;
     for (size_t i = 0; i < rule_set_count(e->rs); i++) {
         const struct rule *r = rule_set_get(e->rs, i);
         if (!rule_matches(r, &f->labels)) continue;
-        char *key = rule_group_key(r, &f->labels);
-        struct group *g = group_find(e, i, key);
-        if (!g) g = group_create(e, i, key, rule_group_object(r, &f->labels));
+        /* a rule without group_by has one group: no key to build */
+        char *key = r->group_by_count ? rule_group_key(r, &f->labels) : NULL;
+        struct group *g = group_find(e, i, key ? key : "");
+        if (!g) g = group_create(e, i, key ? key : "", rule_group_object(r, &f->labels));
         free(key);
-        if (!window_add_tagged(g->window, f->id, f->time_ms, rv->key,
-                               f->labels.values[FACT_JURISDICTION], breakdown, opportunity))
-            continue;
-        if (rv->held_len == rv->held_cap)
-            rv->held = grow(rv->held, &rv->held_cap, sizeof(*rv->held));
-        rv->held[rv->held_len++] = (struct held){(uint32_t)g->seq, f->id};
+        if (!ids_known) {
+            ids_known = 1;
+            jurisdiction = label_id(e, f->labels.values[FACT_JURISDICTION]);
+            for (int d = 0; d < WINDOW_BREAKDOWNS; d++)
+                breakdown[d] = label_id(e, f->labels.values[BREAKDOWN_LABELS[d]]);
+        }
+        /* windows keep no map of fact ids: a fact given twice is held once */
+        int held_already = 0;
+        for (size_t k = 0; k < rv->held_len && !held_already; k++)
+            held_already = rv->held[k].fact_id == f->id && rv->held[k].group == g->seq;
+        if (held_already) continue;
+        uint32_t slot = window_add_ids(g->window, f->id, f->time_ms, review, jurisdiction,
+                                       breakdown, opportunity);
+        if (slot == WINDOW_NO_ID) continue;
+        if (rv->held_len == rv->held_cap) {
+            /* a review holds a few facts in a few windows: start small */
+            rv->held_cap = rv->held_cap ? rv->held_cap * 2 : 4;
+            rv->held = xrealloc(rv->held, rv->held_cap * sizeof(*rv->held));
+        }
+        rv->held[rv->held_len++] = (struct held){(uint32_t)g->seq, slot, f->id};
         if (evaluating) touch(e, g);
     }
 }
@@ -605,10 +664,10 @@ void engine_add_review(struct engine *e, const struct engine_fact *facts, size_t
     for (size_t i = 1; i < n; i++)
         if (facts[i].time_ms > t) t = facts[i].time_ms;
     move_clock(e, t, 1);
-    for (size_t i = 0; i < n; i++) {
-        struct review *rv = review_enter(e, &facts[i], 1);
-        if (rv) add_fact(e, rv, &facts[i], 1);
-    }
+    /* facts of one review version: one key, one version check */
+    struct review *rv = review_enter(e, &facts[0], review_key(&facts[0]), 1);
+    for (size_t i = 0; rv && i < n; i++)
+        add_fact(e, rv, &facts[i], 1);
     for (size_t i = 0; i < e->touched_len; i++) {
         struct group *g = e->groups[e->touched[i]];
         g->touched = 0;
@@ -649,7 +708,7 @@ int engine_restore_episode(struct engine *e, const struct engine_episode *ep)
 
 void engine_restore_fact(struct engine *e, const struct engine_fact *f)
 {
-    struct review *rv = review_enter(e, f, 0);
+    struct review *rv = review_enter(e, f, review_key(f), 0);
     if (rv) add_fact(e, rv, f, 0);
 }
 

@@ -21,8 +21,8 @@ enum { CURRENT, PREVIOUS, EXPIRED };
  * two and the load stays under 3/4. */
 struct map_slot {
     uint64_t key;
-    uint64_t value;
-    int used;
+    uint32_t value; /* counts, slots and string ids all fit: 16 bytes a slot */
+    uint32_t used;
 };
 
 struct map {
@@ -75,8 +75,11 @@ struct window {
     struct fact *facts; /* slots, reused through free_fact */
     size_t facts_len, facts_cap;
     uint32_t free_fact;
-    struct map by_id; /* fact id -> slot */
-    struct strings strings;
+    struct map by_id;       /* fact id -> slot */
+    struct strings strings; /* unless the caller names strings by ids */
+    window_name_fn name;    /* set: ids are the caller's, named by name() */
+    unsigned per_review;    /* dimensions (bit d) whose value is the review's */
+    void *name_arg;
     struct period periods[2];
 };
 
@@ -345,11 +348,15 @@ static void period_enter(struct window *w, int p, uint32_t slot)
     struct fact *f = &w->facts[slot];
     f->period = p;
     per->tagged += f->tagged != 0;
-    count_up(&per->reviews, f->review);
+    int first = count_up(&per->reviews, f->review) == 1;
     for (int d = 0; d < DIMS; d++) {
         if (f->labels[d] == NONE) continue;
-        if (count_up(&per->pairs[d], pair_key(f->review, f->labels[d])) == 1)
+        /* a value every fact of the review has: counted with the review */
+        if (w->per_review >> d & 1) {
+            if (first) count_up(&per->values[d], f->labels[d]);
+        } else if (count_up(&per->pairs[d], pair_key(f->review, f->labels[d])) == 1) {
             count_up(&per->values[d], f->labels[d]);
+        }
     }
     heap_push(w, &per->heap, slot);
 }
@@ -360,11 +367,14 @@ static void period_leave(struct window *w, uint32_t slot)
     struct period *per = &w->periods[f->period];
     heap_remove(w, &per->heap, f->heap_pos);
     per->tagged -= f->tagged != 0;
-    count_down(&per->reviews, f->review);
+    int last = count_down(&per->reviews, f->review) == 0;
     for (int d = 0; d < DIMS; d++) {
         if (f->labels[d] == NONE) continue;
-        if (count_down(&per->pairs[d], pair_key(f->review, f->labels[d])) == 0)
+        if (w->per_review >> d & 1) {
+            if (last) count_down(&per->values[d], f->labels[d]);
+        } else if (count_down(&per->pairs[d], pair_key(f->review, f->labels[d])) == 0) {
             count_down(&per->values[d], f->labels[d]);
+        }
     }
 }
 
@@ -372,12 +382,15 @@ static void period_leave(struct window *w, uint32_t slot)
 static void fact_release(struct window *w, uint32_t slot)
 {
     struct fact *f = &w->facts[slot];
-    struct map_slot *by_id = map_find(&w->by_id, (uint64_t)f->id);
-    assert(by_id);
-    map_delete(&w->by_id, by_id);
-    string_unref(&w->strings, f->review);
-    for (int d = 0; d < DIMS; d++)
-        if (f->labels[d] != NONE) string_unref(&w->strings, f->labels[d]);
+    if (!w->name) {
+        struct map_slot *by_id = map_find(&w->by_id, (uint64_t)f->id);
+        assert(by_id);
+        map_delete(&w->by_id, by_id);
+        string_unref(&w->strings, f->review);
+        for (int d = 0; d < DIMS; d++)
+            if (f->labels[d] != NONE) string_unref(&w->strings, f->labels[d]);
+    }
+    f->id = 0; /* free: window_remove_slot() will not match it */
     f->heap_pos = w->free_fact;
     w->free_fact = slot;
 }
@@ -391,6 +404,18 @@ struct window *window_new(int64_t length_ms, int keep_previous)
     w->keep_previous = keep_previous != 0;
     w->free_fact = NONE;
     w->strings.free_id = NONE;
+    return w;
+}
+
+struct window *window_new_named(int64_t length_ms, int keep_previous, window_name_fn name,
+                                void *arg, unsigned per_review)
+{
+    struct window *w = window_new(length_ms, keep_previous);
+    if (w) {
+        w->name = name;
+        w->name_arg = arg;
+        w->per_review = per_review;
+    }
     return w;
 }
 
@@ -441,15 +466,10 @@ int window_add(struct window *w, int64_t fact_id, int64_t time_ms, const char *r
     return window_add_tagged(w, fact_id, time_ms, review_key, jurisdiction, breakdown, 0);
 }
 
-int window_add_tagged(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
-                      const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS],
-                      int tagged)
+/* Holds the fact (ids: the window's own strings, or the caller's); its slot. */
+static uint32_t add_fact(struct window *w, int64_t fact_id, int64_t time_ms, uint32_t review,
+                         const uint32_t labels[DIMS], int tagged)
 {
-    if (!review_key) return 0;
-    window_advance(w, time_ms);
-    int p = period_of(w, time_ms);
-    if (p == EXPIRED || map_find(&w->by_id, (uint64_t)fact_id)) return 0;
-
     uint32_t slot = w->free_fact;
     if (slot != NONE) {
         w->free_fact = w->facts[slot].heap_pos;
@@ -462,19 +482,60 @@ int window_add_tagged(struct window *w, int64_t fact_id, int64_t time_ms, const 
     f->id = fact_id;
     f->time = time_ms;
     f->tagged = tagged != 0;
-    f->review = string_ref(&w->strings, review_key);
-    f->labels[DIM_JURISDICTION] = jurisdiction ? string_ref(&w->strings, jurisdiction) : NONE;
+    f->review = review;
+    memcpy(f->labels, labels, sizeof(f->labels));
+    if (!w->name) map_upsert(&w->by_id, (uint64_t)fact_id)->value = slot;
+    period_enter(w, period_of(w, time_ms), slot);
+    return slot;
+}
+
+/* Advances to time_ms; 0 when the fact is not to be held (too old, or held). */
+static int admits(struct window *w, int64_t fact_id, int64_t time_ms)
+{
+    window_advance(w, time_ms);
+    if (period_of(w, time_ms) == EXPIRED) return 0;
+    /* with the caller's ids, the caller keeps fact ids unique (no id map) */
+    return w->name || !map_find(&w->by_id, (uint64_t)fact_id);
+}
+
+int window_add_tagged(struct window *w, int64_t fact_id, int64_t time_ms, const char *review_key,
+                      const char *jurisdiction, const char *const breakdown[WINDOW_BREAKDOWNS],
+                      int tagged)
+{
+    if (!review_key || w->name || !admits(w, fact_id, time_ms)) return 0;
+    uint32_t labels[DIMS];
+    labels[DIM_JURISDICTION] = jurisdiction ? string_ref(&w->strings, jurisdiction) : NONE;
     for (int d = 0; d < WINDOW_BREAKDOWNS; d++) {
         const char *value = breakdown ? breakdown[d] : NULL;
-        f->labels[1 + d] = value ? string_ref(&w->strings, value) : NONE;
+        labels[1 + d] = value ? string_ref(&w->strings, value) : NONE;
     }
-    map_upsert(&w->by_id, (uint64_t)fact_id)->value = slot;
-    period_enter(w, p, slot);
+    add_fact(w, fact_id, time_ms, string_ref(&w->strings, review_key), labels, tagged);
+    return 1;
+}
+
+uint32_t window_add_ids(struct window *w, int64_t fact_id, int64_t time_ms, uint32_t review,
+                        uint32_t jurisdiction, const uint32_t breakdown[WINDOW_BREAKDOWNS],
+                        int tagged)
+{
+    if (!w->name || fact_id <= 0 || review == WINDOW_NO_ID || !admits(w, fact_id, time_ms))
+        return WINDOW_NO_ID;
+    uint32_t labels[DIMS];
+    labels[DIM_JURISDICTION] = jurisdiction;
+    memcpy(labels + 1, breakdown, WINDOW_BREAKDOWNS * sizeof(*labels));
+    return add_fact(w, fact_id, time_ms, review, labels, tagged);
+}
+
+int window_remove_slot(struct window *w, uint32_t slot, int64_t fact_id)
+{
+    if (slot >= w->facts_len || fact_id <= 0 || w->facts[slot].id != fact_id) return 0;
+    period_leave(w, slot);
+    fact_release(w, slot);
     return 1;
 }
 
 int window_remove(struct window *w, int64_t fact_id)
 {
+    if (w->name) return 0; /* no id map: window_remove_slot() */
     struct map_slot *s = map_find(&w->by_id, (uint64_t)fact_id);
     if (!s) return 0;
     uint32_t slot = (uint32_t)s->value;
@@ -543,11 +604,12 @@ static void list_values(const struct window *w, int d,
     size_t n = 0;
     for (size_t i = 0; i < values->cap; i++) {
         if (!values->slots[i].used) continue;
-        list[n].text = w->strings.items[values->slots[i].key].text;
+        uint32_t id = (uint32_t)values->slots[i].key;
+        list[n].text = w->name ? w->name(id, w->name_arg) : w->strings.items[id].text;
         list[n].reviews = (size_t)values->slots[i].value;
         n++;
     }
-    /* distinct ids are distinct strings, so the order is total */
+    /* distinct ids are distinct strings (the caller's too), so the order is total */
     qsort(list, n, sizeof(*list), listed_cmp);
     for (size_t i = 0; i < n; i++)
         fn(list[i].text, list[i].reviews, arg);

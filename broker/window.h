@@ -41,6 +41,34 @@ struct window;
 struct window *window_new(int64_t length_ms, int keep_previous);
 void window_free(struct window *w);
 
+/* Strings named by the caller: many windows over the same facts (one per rule
+ * and group) need not each keep a copy of every review key and label value.
+ * name(id) gives the text of a label id (for the listings, which sort by it);
+ * ids of reviews and ids of labels are separate spaces, WINDOW_NO_ID for an
+ * absent label. A window made so takes facts through window_add_ids only. */
+#define WINDOW_NO_ID UINT32_MAX
+typedef const char *(*window_name_fn)(uint32_t id, void *arg);
+/* per_review: labels that every fact of one review has with the same value
+ * (WINDOW_PER_REVIEW_JURISDICTION, WINDOW_PER_REVIEW(WINDOW_CAUSE), ...): they
+ * are counted with the review, not per (review, value) pair, which saves a
+ * map update per fact. The caller keeps the promise (the engine retracts an
+ * amended review's facts before adding the new version's). */
+#define WINDOW_PER_REVIEW_JURISDICTION 1u
+#define WINDOW_PER_REVIEW(dimension)   (1u << (1 + (dimension)))
+struct window *window_new_named(int64_t length_ms, int keep_previous, window_name_fn name,
+                                void *arg, unsigned per_review);
+/* window_add_tagged with ids: the review's id, the jurisdiction's and the
+ * breakdown values' (WINDOW_NO_ID: absent). fact_id must be > 0 and, as such
+ * a window keeps no map of them, not held already (the caller's promise).
+ * Returns the slot that holds the fact, for window_remove_slot(), or
+ * WINDOW_NO_ID when the fact is too old to be held. */
+uint32_t window_add_ids(struct window *w, int64_t fact_id, int64_t time_ms, uint32_t review,
+                        uint32_t jurisdiction, const uint32_t breakdown[WINDOW_BREAKDOWNS],
+                        int tagged);
+/* Retracts the fact window_add_ids() put in slot, if slot still holds it
+ * (it may have expired, and the slot been reused). Returns 1 if it did. */
+int window_remove_slot(struct window *w, uint32_t slot, int64_t fact_id);
+
 /* Adds a fact at time_ms, first advancing now to time_ms if it is later.
  * Facts may come out of time order. Returns 1 when the window holds the fact,
  * 0 when it ignored it: too old for what the window keeps (time_ms <= now - L,

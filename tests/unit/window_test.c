@@ -932,6 +932,99 @@ START_TEST(test_tagged_counts)
 }
 END_TEST
 
+/* ---- the caller's ids: the same answers as the window's own strings ---- */
+
+static const char *const NAMED[] = {"AA",      "BB",       "CC",   "DD",  "suid",
+                                    "fire",    "drowning", "0-3",  "4-7", "law_enforcement",
+                                    "medical", "housing",  "high", "low"};
+
+static const char *named_text(uint32_t id, void *arg)
+{
+    (void)arg;
+    return NAMED[id];
+}
+
+static void append_listing(const char *value, size_t reviews, void *arg)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    snprintf(out + len, 4096 - len, "%s=%zu ", value, reviews);
+}
+
+/* Everything a window answers, as text. */
+static void window_text(const struct window *w, char out[4096])
+{
+    struct window_counts c = window_current(w), p = window_previous(w);
+    snprintf(out, 4096, "%zu/%zu/%zu/%zu %zu/%zu/%zu/%zu | ", c.facts, c.reviews, c.jurisdictions,
+             c.tagged, p.facts, p.reviews, p.jurisdictions, p.tagged);
+    window_jurisdictions(w, append_listing, out);
+    for (int d = 0; d < WINDOW_BREAKDOWNS; d++) {
+        strcat(out, "| ");
+        window_breakdown(w, d, append_listing, out);
+    }
+}
+
+/* Random adds, removes and advances through a window with its own strings
+ * and one with the caller's ids, where the jurisdiction, cause and age band
+ * are counted per review: after every step both answer the same. */
+START_TEST(test_named_ids_agree_with_strings)
+{
+    struct window *plain = window_new(50, 1);
+    struct window *named =
+        window_new_named(50, 1, named_text, NULL,
+                         WINDOW_PER_REVIEW_JURISDICTION | WINDOW_PER_REVIEW(WINDOW_CAUSE) |
+                             WINDOW_PER_REVIEW(WINDOW_AGE_BAND));
+    enum { REVIEWS = 40, FACTS = 3000 };
+    uint32_t slots[FACTS + 1];
+    int held[FACTS + 1];
+    memset(held, 0, sizeof(held));
+    uint64_t x = 12345;
+    int64_t now = 0;
+    for (int64_t id = 1; id <= FACTS; id++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned r = (unsigned)(x >> 33);
+        int review = (int)(r % REVIEWS);
+        /* per review: jurisdiction, cause, age band fixed; partner, priority vary */
+        uint32_t ids[WINDOW_BREAKDOWNS] = {4 + (uint32_t)review % 3, 7 + (uint32_t)review % 2,
+                                           9 + (r >> 8) % 3, 12 + (r >> 10) % 2};
+        if ((r >> 12) % 4 == 0) ids[WINDOW_PARTNER] = WINDOW_NO_ID;
+        uint32_t jurisdiction = (uint32_t)review % 4;
+        const char *texts[WINDOW_BREAKDOWNS];
+        for (int d = 0; d < WINDOW_BREAKDOWNS; d++)
+            texts[d] = ids[d] == WINDOW_NO_ID ? NULL : NAMED[ids[d]];
+        char key[16];
+        snprintf(key, sizeof(key), "r%d", review);
+        int64_t t = now - (int64_t)((r >> 14) % 120); /* some late, some too old */
+        int tagged = (r >> 20) & 1;
+        int a = window_add_tagged(plain, id, t, key, NAMED[jurisdiction], texts, tagged);
+        slots[id] = window_add_ids(named, id, t, (uint32_t)review, jurisdiction, ids, tagged);
+        ck_assert_int_eq(a, slots[id] != WINDOW_NO_ID);
+        held[id] = a;
+        if ((r >> 22) % 5 == 0) {
+            /* retract an earlier fact, held or expired */
+            int64_t old = 1 + (int64_t)((r >> 3) % (uint64_t)id);
+            int removed = window_remove(plain, old);
+            ck_assert_int_eq(
+                window_remove_slot(named, held[old] ? slots[old] : 0, held[old] ? old : -1),
+                held[old] && removed);
+            if (removed) held[old] = 0;
+        }
+        if ((r >> 25) % 3 == 0) {
+            now += (r >> 27) % 4;
+            window_advance(plain, now);
+            window_advance(named, now);
+        }
+        char a_text[4096], b_text[4096];
+        window_text(plain, a_text);
+        window_text(named, b_text);
+        ck_assert_msg(strcmp(a_text, b_text) == 0, "after fact %lld:\nstrings: %s\nids:     %s",
+                      (long long)id, a_text, b_text);
+    }
+    window_free(plain);
+    window_free(named);
+}
+END_TEST
+
 static Suite *window_suite(void)
 {
     Suite *s = suite_create("window");
@@ -953,6 +1046,7 @@ static Suite *window_suite(void)
     tcase_add_test(tc, test_null_review_ignored);
     tcase_add_test(tc, test_listing_order);
     tcase_add_test(tc, test_tagged_counts);
+    tcase_add_test(tc, test_named_ids_agree_with_strings);
     suite_add_tcase(s, tc);
 
     TCase *big = tcase_create("history");
