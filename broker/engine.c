@@ -177,7 +177,7 @@ struct engine *engine_new(const struct rule_set *rs, const struct engine_options
     e->review_index = json_object();
     e->label_index = json_object();
     size_t n = rule_set_count(rs);
-    e->group_index = xcalloc(n, sizeof(*e->group_index));
+    e->group_index = xcalloc(n, sizeof(json_t *));
     for (size_t i = 0; i < n; i++) {
         const struct rule *r = rule_set_get(rs, i);
         e->group_index[i] = json_object();
@@ -278,7 +278,7 @@ static struct group *group_create(struct engine *e, size_t rule, const char *key
     g->level_now = -1;
     g->due = INT64_MAX;
     if (e->groups_len == e->groups_cap)
-        e->groups = grow(e->groups, &e->groups_cap, sizeof(*e->groups));
+        e->groups = grow(e->groups, &e->groups_cap, sizeof(struct group *));
     e->groups[e->groups_len++] = g;
     json_object_set_new(e->group_index[rule], key, json_integer((json_int_t)g->seq));
     return g;

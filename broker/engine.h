@@ -14,7 +14,8 @@
  * whatever the size of the step.
  *
  * Cost: one fact costs O(rules + log n) with n the facts held, whatever the
- * history behind the windows. */
+ * history behind the windows, plus a pass over the groups when one of them
+ * falls due (groups: rules times the values of their group_by labels). */
 #ifndef SN_ENGINE_H
 #define SN_ENGINE_H
 
