@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "rules.h"
 #include "schema.h"
+#include "test_main.h"
 #include "test_schemas.h"
 
 #define DAY (86400000LL)
@@ -472,22 +473,5 @@ static Suite *engine_suite(void)
 
 int main(void)
 {
-    char dir[4096];
-    test_find_schemas_dir(dir, sizeof(dir));
-    char err[512];
-    if (schema_set_load(dir, &schemas, err, sizeof(err)) != SN_OK) {
-        fprintf(stderr, "cannot load the schemas from %s: %s\n", dir, err);
-        return 1;
-    }
-    snprintf(run_dir, sizeof(run_dir), "/tmp/engine-test-XXXXXX");
-    if (!mkdtemp(run_dir)) return 1;
-    SRunner *sr = srunner_create(engine_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", run_dir);
-    if (system(cmd) != 0) failed++;
-    schema_set_free(schemas);
-    return failed ? 1 : 0;
+    return test_main_with_schemas(engine_suite(), "engine", &schemas, run_dir, NULL);
 }

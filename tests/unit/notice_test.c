@@ -14,6 +14,7 @@
 
 #include "notice.h"
 #include "schema.h"
+#include "test_main.h"
 #include "test_schemas.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
@@ -598,34 +599,16 @@ static Suite *notice_suite(void)
 }
 
 /* The CAP schema is ../shared/reference/CAP-v1.2.xsd from the repository root. */
+static int find_xsd(void)
+{
+    snprintf(xsd_path, sizeof(xsd_path), "%s/../shared/reference/CAP-v1.2.xsd", repo_dir);
+    if (access(xsd_path, R_OK) == 0) return 0;
+    fprintf(stderr, "cannot read the CAP schema %s\n", xsd_path);
+    return -1;
+}
+
 int main(void)
 {
     test_find_repo_dir(repo_dir, sizeof(repo_dir));
-    char dir[4200], err[1024];
-    snprintf(dir, sizeof(dir), "%s/schemas", repo_dir);
-    if (schema_set_load(dir, &schemas, err, sizeof(err)) != SN_OK) {
-        fprintf(stderr, "cannot load the schemas in %s: %s\n", dir, err);
-        return EXIT_FAILURE;
-    }
-    snprintf(xsd_path, sizeof(xsd_path), "%s/../shared/reference/CAP-v1.2.xsd", repo_dir);
-    if (access(xsd_path, R_OK) != 0) {
-        fprintf(stderr, "cannot read the CAP schema %s\n", xsd_path);
-        schema_set_free(schemas);
-        return EXIT_FAILURE;
-    }
-    snprintf(run_dir, sizeof(run_dir), "/tmp/sn-notice-test-XXXXXX");
-    if (!mkdtemp(run_dir)) {
-        perror("mkdtemp");
-        schema_set_free(schemas);
-        return EXIT_FAILURE;
-    }
-    SRunner *sr = srunner_create(notice_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    schema_set_free(schemas);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", run_dir);
-    return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_main_with_schemas(notice_suite(), "notice", &schemas, run_dir, find_xsd);
 }
