@@ -20,7 +20,9 @@ from ingest_util import create_token, event, post, review
 SIMULATE = os.path.join(os.path.dirname(SNCTL), "sn-simulate")
 EMIT = os.path.join(os.path.dirname(SNCTL), "sn-emit")
 RULES_DIR = os.path.join(ROOT, "deploy", "rules")
-CAP_XSD = os.path.join(os.path.dirname(ROOT), "shared", "reference", "CAP-v1.2.xsd")
+# the project's shared reference, else the copy kept in tests/reference/
+CAP_XSD = next(p for p in (os.path.join(os.path.dirname(ROOT), "shared", "reference", "CAP-v1.2.xsd"),
+                           os.path.join(ROOT, "tests", "reference", "CAP-v1.2.xsd")) if os.path.exists(p))
 DAY = 86400
 
 
