@@ -27,8 +27,12 @@ until [ -s "$dir/http.address" ] && [ -s "$dir/admin.token" ] &&
     fi
     sleep 0.1
 done
-echo "run-embedded: loading $demo synthetic reviews (sn-simulate --seed 1 | sn-emit)..."
-if "$build/bin/sn-simulate" --seed 1 --reviews "$demo" --jurisdictions 12 |
+# the year up to yesterday: recent enough that the rule engine's wall-clock
+# tick leaves the notices standing (reviews of long ago would resolve)
+from=$(date -u -d '1 year ago' +%Y-%m-%d)
+to=$(date -u -d 'yesterday' +%Y-%m-%d)
+echo "run-embedded: loading $demo synthetic reviews finalized $from..$to (sn-simulate --seed 1 | sn-emit)..."
+if "$build/bin/sn-simulate" --seed 1 --reviews "$demo" --jurisdictions 12 --from "$from" --to "$to" |
     "$build/bin/sn-emit" --url "http://$(cat "$dir/http.address")" \
         --token-file "$dir/admin.token" --batch 100 --quiet; then
     echo "run-embedded: $demo reviews loaded (those sent before were duplicates)"
