@@ -52,7 +52,8 @@ BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/b
 	$(BUILD)/bin/schema_check
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
 
-.PHONY: all deps test-deps run test test-unit test-integration asan bench clean format lint unit-bins
+.PHONY: all deps test-deps run test test-unit test-integration asan bench clean format lint unit-bins \
+	fuzz
 all: $(BINS)
 
 deps:
@@ -119,6 +120,12 @@ test-integration: test-deps all
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
+
+# libFuzzer targets (clang): replays tests/fuzz/regressions, then FUZZ_SECONDS per target
+FUZZ_SECONDS ?= 60
+fuzz:
+	@deploy/install-deps.sh --fuzz
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/fuzz
 
 # Benchmarks: figures as ratios against a baseline measured in the same run.
 bench: deps all $(BUILD)/bin/engine_bench

@@ -494,6 +494,86 @@ static int parse_matcher(const char *text, struct rule_matcher *m, char *msg, si
     return 0;
 }
 
+/* glibc's regcomp unrolls counted repetition ("x{3,5}" is five copies of x,
+ * "x+" two) and its closure analysis grows with the cube of the nodes when
+ * loops nest ("(x*)+", "x++"): a short regex could take minutes and
+ * gigabytes. So a loop (*, +, {m,n}) may not repeat what already holds one
+ * (RE2 refuses "x**" likewise), and the unrolled size is bounded. Returns 0,
+ * or -1 with why in msg. */
+#define REGEX_MAX_NODES 2000
+static int regex_check_cost(const char *re, char *msg, size_t msglen)
+{
+    /* per open group: its unrolled size, its last atom's, whether it holds a
+     * loop and whether its last atom does */
+    size_t total[64] = {0}, last[64] = {0};
+    int has_loop[64] = {0}, last_loop[64] = {0};
+    int depth = 0;
+    for (const char *p = re; *p; p++) {
+        size_t factor = 0, atom = 0;
+        int atom_loop = 0;
+        if (*p == '(' && depth < 63) {
+            depth++;
+            total[depth] = last[depth] = 0;
+            has_loop[depth] = last_loop[depth] = 0;
+            continue;
+        } else if (*p == ')' && depth > 0) {
+            atom_loop = has_loop[depth];
+            atom = total[depth--] + 1;
+        } else if (*p == '?' || *p == '*') {
+            factor = 1;
+        } else if (*p == '+') {
+            factor = 2;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+            if (*end == ',') {
+                end++;
+                hi = isdigit((unsigned char)*end) ? strtoul(end, &end, 10) : lo + 1;
+            }
+            if (hi < lo) hi = lo;
+            factor = hi > REGEX_MAX_NODES ? REGEX_MAX_NODES + 1 : hi + 1;
+            if (*end == '}') p = end;
+        } else if (*p == '[') {
+            const char *q = p + 1;
+            if (*q == '^') q++;
+            if (*q == ']') q++;
+            for (; *q && *q != ']'; q++)
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    const char *close = strchr(q + 2, q[1]);
+                    if (close && close[1] == ']') q = close + 1;
+                }
+            p = *q ? q : q - 1;
+            atom = 1;
+        } else {
+            if (*p == '\\' && p[1]) p++;
+            atom = 1;
+        }
+        if (factor) {
+            if (*p != '?') {
+                if (last_loop[depth]) {
+                    snprintf(msg, msglen, "a repetition repeats a repetition (as in x** or (x+)*)");
+                    return -1;
+                }
+                has_loop[depth] = last_loop[depth] = 1;
+            }
+            size_t grown = last[depth] > (REGEX_MAX_NODES + 1) / factor ? REGEX_MAX_NODES + 1
+                                                                        : last[depth] * factor;
+            total[depth] = total[depth] - last[depth] + grown;
+            last[depth] = grown;
+        } else {
+            total[depth] += atom;
+            last[depth] = atom;
+            last_loop[depth] = atom_loop;
+            has_loop[depth] |= atom_loop;
+        }
+        if (total[depth] > REGEX_MAX_NODES) {
+            snprintf(msg, msglen, "its repetitions unroll to more than %d nodes", REGEX_MAX_NODES);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void check_matchers(struct load *ld, struct rule *r, const char *rule, const char *base,
                            const json_t *match)
 {
@@ -514,6 +594,15 @@ static void check_matchers(struct load *ld, struct rule *r, const char *rule, co
         }
         const char *set_name = NULL;
         json_t *codes = label_codes(ld, m.label, &set_name);
+        char why[128];
+        if ((m.op == RULE_MATCH_RE || m.op == RULE_MATCH_NRE) &&
+            regex_check_cost(m.value, why, sizeof(why)) != 0) {
+            report(ld, rule, ptr, "'%s': the regular expression '%s' is too costly: %s", text,
+                   m.value, why);
+            free(m.value);
+            json_decref(codes);
+            continue;
+        }
         if (m.op == RULE_MATCH_RE || m.op == RULE_MATCH_NRE) {
             int rc = regcomp(&m.re, m.value, REG_EXTENDED);
             if (rc != 0) {

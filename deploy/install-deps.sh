@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs every Debian package sn-broker needs to build, test and run.
 # Idempotent and non-interactive; a quick no-op when everything is present.
-# Usage: deploy/install-deps.sh [--check]   (--check: exit 1 if something is missing, install nothing)
+# Usage: deploy/install-deps.sh [--check] [--fuzz]
+#   --check: exit 1 if something is missing, install nothing
+#   --fuzz:  also clang, for the libFuzzer targets (make fuzz)
 set -eu
 
 PACKAGES="
@@ -29,6 +31,14 @@ python3-prometheus-client
 # Node.js runs test tools from the npm registry; a machine that has a node of
 # its own keeps it
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
+check_only=
+for arg in "$@"; do
+    case "$arg" in
+        --check) check_only=1 ;;
+        --fuzz) PACKAGES="$PACKAGES clang" ;;
+        *) echo "install-deps: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
 
 missing=""
 for p in $PACKAGES; do
@@ -40,10 +50,10 @@ for p in $PACKAGES; do
 done
 
 if [ -z "$missing" ]; then
-    [ "${1:-}" = "--check" ] || echo "install-deps: all packages present"
+    [ -n "$check_only" ] || echo "install-deps: all packages present"
     exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ -n "$check_only" ]; then
     echo "install-deps: missing:$missing" >&2
     exit 1
 fi
