@@ -185,6 +185,22 @@ static void on_revision(json_t *revision, const char *group_key, int64_t started
 
 static void restore_facts_page(struct leader *l);
 
+/* The checkpoint is rebuilt (episodes, then the facts still in a window):
+ * evaluate from the fact after it. */
+static void start_evaluating(struct leader *l)
+{
+    engine_restore_done(l->engine);
+    struct engine_stats st = engine_get_stats(l->engine);
+    log_info(json_pack("{s:I,s:I,s:I,s:I}", "last_fact_id", (json_int_t)l->last_fact_id,
+                       "facts_held", (json_int_t)st.facts_held, "groups", (json_int_t)st.groups,
+                       "active_notices", (json_int_t)st.active_episodes),
+             "rule engine restored; evaluating");
+    set_phase(l, PHASE_EVALUATING);
+    l->step_last_fact_id = l->last_fact_id;
+    l->more_facts = 1;
+    resume(l);
+}
+
 static void on_rebuild_page(PGresult *res, void *arg)
 {
     struct leader *l = arg;
@@ -201,16 +217,7 @@ static void on_rebuild_page(PGresult *res, void *arg)
         restore_facts_page(l);
         return;
     }
-    engine_restore_done(l->engine);
-    struct engine_stats st = engine_get_stats(l->engine);
-    log_info(json_pack("{s:I,s:I,s:I,s:I}", "last_fact_id", (json_int_t)l->last_fact_id,
-                       "facts_held", (json_int_t)st.facts_held, "groups", (json_int_t)st.groups,
-                       "active_notices", (json_int_t)st.active_episodes),
-             "rule engine restored; evaluating");
-    set_phase(l, PHASE_EVALUATING);
-    l->step_last_fact_id = l->last_fact_id;
-    l->more_facts = 1;
-    resume(l);
+    start_evaluating(l);
 }
 
 static void restore_facts_page(struct leader *l)
@@ -269,18 +276,10 @@ static void on_episodes(PGresult *res, void *arg)
         json_decref(st);
     }
     l->restore_after = 0;
-    if (l->restore_clock == INT64_MIN || l->last_fact_id == 0) {
-        /* nothing evaluated yet: nothing to rebuild */
-        l->restore_after = l->last_fact_id;
-        engine_restore_done(l->engine);
-        set_phase(l, PHASE_EVALUATING);
-        l->step_last_fact_id = l->last_fact_id;
-        l->more_facts = 1;
-        log_info(NULL, "rule engine: no checkpoint yet; evaluating from the first fact");
-        resume(l);
-        return;
-    }
-    restore_facts_page(l);
+    if (l->restore_clock == INT64_MIN || l->last_fact_id == 0)
+        start_evaluating(l); /* nothing evaluated yet: no window to rebuild */
+    else
+        restore_facts_page(l);
 }
 
 static void on_checkpoint(PGresult *res, void *arg)
@@ -354,9 +353,7 @@ static void give_up_lock(struct leader *l)
     l->engine = NULL;
     l->epoch++;
     set_phase(l, PHASE_STANDBY);
-    l->busy = 1;
-    if (store_query(l->store, "SELECT pg_advisory_unlock_all()", 0, NULL, on_unlocked, l) != SN_OK)
-        l->busy = 0;
+    query(l, "SELECT pg_advisory_unlock_all()", 0, NULL, on_unlocked);
 }
 
 /* ---- evaluating ---- */
