@@ -340,6 +340,26 @@ static void log_rule_errors(const json_t *errors)
     }
 }
 
+/* Loads rules.path and, when it is sound, hands it to the engine in place of
+ * the running set; every problem is logged (and appended to errors, if not
+ * NULL). */
+static enum sn_err swap_rules(struct broker *b, json_t *errors)
+{
+    json_t *found = json_array();
+    struct rule_set *rs = NULL;
+    enum sn_err rc = rules_load(b->rules_path, b->schemas, &rs, found);
+    log_rule_errors(found);
+    if (errors) json_array_extend(errors, found);
+    json_decref(found);
+    if (rc != SN_OK) return rc;
+    if (b->leader) leader_set_rules(b->leader, rs);
+    rule_set_free(b->rules);
+    b->rules = rs;
+    log_info(json_pack("{s:s,s:I}", "path", b->rules_path, "rules", (json_int_t)rule_set_count(rs)),
+             "rules loaded");
+    return SN_OK;
+}
+
 enum sn_err broker_reload_rules(struct broker *b, json_t *errors)
 {
     if (!b->rules_path[0]) {
@@ -349,25 +369,12 @@ enum sn_err broker_reload_rules(struct broker *b, json_t *errors)
         log_warn(NULL, "rules: nothing to reload, rules.path is not set");
         return SN_ERR_CONF;
     }
-    json_t *found = json_array();
-    struct rule_set *rs = NULL;
-    enum sn_err rc = rules_load(b->rules_path, b->schemas, &rs, found);
-    if (rc != SN_OK) {
-        log_rule_errors(found);
+    enum sn_err rc = swap_rules(b, errors);
+    if (rc != SN_OK)
         log_error(json_pack("{s:s,s:I}", "path", b->rules_path, "running",
                             (json_int_t)rule_set_count(b->rules)),
                   "rules: the reload was refused; the running rules stay");
-        if (errors) json_array_extend(errors, found);
-        json_decref(found);
-        return rc;
-    }
-    json_decref(found);
-    if (b->leader) leader_set_rules(b->leader, rs);
-    rule_set_free(b->rules);
-    b->rules = rs;
-    log_info(json_pack("{s:s,s:I}", "path", b->rules_path, "rules", (json_int_t)rule_set_count(rs)),
-             "rules loaded");
-    return SN_OK;
+    return rc;
 }
 
 /* rules.path, else with --embedded the deploy/rules beside the schemas (the
@@ -402,18 +409,11 @@ static int load_rules(struct broker *b)
         log_warn(NULL, "no rules (rules.path is not set): notices are not evaluated");
         return 0;
     }
-    json_t *errors = json_array();
-    enum sn_err rc = rules_load(b->rules_path, b->schemas, &b->rules, errors);
-    if (rc != SN_OK) log_rule_errors(errors);
-    json_decref(errors);
-    if (rc != SN_OK) {
+    if (swap_rules(b, NULL) != SN_OK) {
         log_error(json_pack("{s:s,s:i}", "path", b->rules_path, "exit_code", 2),
                   "rules: cannot load rules.path");
         return 2;
     }
-    log_info(json_pack("{s:s,s:I}", "path", b->rules_path, "rules",
-                       (json_int_t)rule_set_count(b->rules)),
-             "rules loaded");
     return 0;
 }
 
