@@ -756,6 +756,19 @@ static int severity_rank(const char *name)
  * that it holding implies every lower one holds ("below the lowest level" is
  * then well defined for resolving), and more on one of them, or the lower one
  * could never be reported. */
+/* 1 (reported) when a level's minimum count is below the one before. */
+static int count_below(struct load *ld, const char *rule, const char *ptr, const char *field,
+                       size_t value, size_t before)
+{
+    if (value >= before) return 0;
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s/%s", ptr, field);
+    report(ld, rule, sub,
+           "%zu is below the %zu of the level before: a higher level must ask at least as much",
+           value, before);
+    return 1;
+}
+
 static void check_levels(struct load *ld, struct rule *r, const char *rule, const char *base,
                          const json_t *levels)
 {
@@ -795,22 +808,9 @@ static void check_levels(struct load *ld, struct rule *r, const char *rule, cons
                        severity_names[l.severity], severity_names[prev.severity]);
                 bad = 1;
             }
-            if (l.min_reviews < prev.min_reviews) {
-                snprintf(sub, sizeof(sub), "%s/min_reviews", ptr);
-                report(ld, rule, sub,
-                       "%zu is below the %zu of the level before: a higher level must ask at "
-                       "least as much",
-                       l.min_reviews, prev.min_reviews);
-                bad = 1;
-            }
-            if (l.min_jurisdictions < prev.min_jurisdictions) {
-                snprintf(sub, sizeof(sub), "%s/min_jurisdictions", ptr);
-                report(ld, rule, sub,
-                       "%zu is below the %zu of the level before: a higher level must ask at "
-                       "least as much",
-                       l.min_jurisdictions, prev.min_jurisdictions);
-                bad = 1;
-            }
+            bad |= count_below(ld, rule, ptr, "min_reviews", l.min_reviews, prev.min_reviews);
+            bad |= count_below(ld, rule, ptr, "min_jurisdictions", l.min_jurisdictions,
+                               prev.min_jurisdictions);
             if (l.min_growth < prev.min_growth) {
                 snprintf(sub, sizeof(sub), "%s%s", ptr, growth ? "/min_growth" : "");
                 report(ld, rule, sub,
