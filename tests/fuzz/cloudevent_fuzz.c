@@ -13,8 +13,6 @@
 
 #include "fuzz_util.h"
 
-static struct schema_set *schemas;
-
 /* ingest_http.c's request handlers are not driven here: routes.c would bring
  * the whole broker. */
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
@@ -22,14 +20,6 @@ int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
     (void)r;
     (void)who;
     abort();
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    schemas = fuzz_load_schemas();
-    return 0;
 }
 
 static void parse_one(json_t *envelope)

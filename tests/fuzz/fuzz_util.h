@@ -1,7 +1,7 @@
-/* Shared by the libFuzzer targets: the schema set, loaded once per process
- * from SN_SCHEMAS_DIR or the repository's schemas/ (as the unit suites find
- * it). A fuzzer without its schemas would only test the error path, so a
- * failure to load aborts. */
+/* Shared by the libFuzzer targets (each includes it once): the schema set,
+ * loaded once per process by LLVMFuzzerInitialize from SN_SCHEMAS_DIR or the
+ * repository's schemas/ (as the unit suites find it). A fuzzer without its
+ * schemas would only test the error path, so a failure to load aborts. */
 #ifndef SN_FUZZ_UTIL_H
 #define SN_FUZZ_UTIL_H
 
@@ -21,6 +21,17 @@ static inline struct schema_set *fuzz_load_schemas(void)
         abort();
     }
     return set;
+}
+
+static struct schema_set *schemas;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    schemas = fuzz_load_schemas();
+    return 0;
 }
 
 #endif

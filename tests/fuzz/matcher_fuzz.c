@@ -12,16 +12,6 @@
 #include "fuzz_util.h"
 #include "rules.h"
 
-static struct schema_set *schemas;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    schemas = fuzz_load_schemas();
-    return 0;
-}
-
 static json_t *rules_file(json_t *matcher)
 {
     return json_pack(

@@ -7,16 +7,6 @@
 
 #include "fuzz_util.h"
 
-static struct schema_set *schemas;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    schemas = fuzz_load_schemas();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
