@@ -110,20 +110,23 @@ static void push_index(uint32_t **items, size_t *len, size_t *cap, uint32_t valu
     (*items)[(*len)++] = value;
 }
 
-void engine_format_month(int64_t ms, char buf[8])
+/* ms (rounded down to the second, before 1970 too) in UTC as format says. */
+static void format_utc(int64_t ms, const char *format, char *buf, size_t len)
 {
     time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
     struct tm tm;
     gmtime_r(&secs, &tm);
-    strftime(buf, 8, "%Y-%m", &tm);
+    strftime(buf, len, format, &tm);
+}
+
+void engine_format_month(int64_t ms, char buf[8])
+{
+    format_utc(ms, "%Y-%m", buf, 8);
 }
 
 void engine_format_time(int64_t ms, char buf[32])
 {
-    time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    format_utc(ms, "%Y-%m-%dT%H:%M:%SZ", buf, 32);
 }
 
 int engine_parse_time(const char *text, int64_t *ms)
