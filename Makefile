@@ -22,14 +22,15 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
-	ingest ingest_http ingest_kafka auth tokens_http window rules episode engine leader notice backtest \
-	notices_http rules_http stats_http
+	ingest ingest_http ingest_kafka auth tokens_http window matcher rules episode engine leader notice backtest \
+	notices_http rules_http stats_http subscriptions_http silences_http deliveries_http curl_loop \
+	sink sink_kafka sink_webhook mail sink_email outbox
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
 UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
-	episode engine notice
+	episode engine notice matcher mail curl_loop sink_webhook
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -43,13 +44,17 @@ facts_DEPS    = facts
 ingest_DEPS   = ingest facts schema store log metrics gen/migrations
 auth_DEPS     = auth store log metrics gen/migrations
 window_DEPS   = window
-rules_DEPS    = rules schema conf
+rules_DEPS    = rules matcher schema conf
 episode_DEPS  = episode
-engine_DEPS   = engine rules schema conf window episode
+engine_DEPS   = engine rules matcher schema conf window episode
 notice_DEPS   = notice schema
+matcher_DEPS  = matcher
+mail_DEPS     = mail schema
+curl_loop_DEPS = curl_loop log
+sink_webhook_DEPS = sink_webhook sink curl_loop log
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
-	$(BUILD)/bin/schema_check
+	$(BUILD)/bin/schema_check $(BUILD)/bin/sn-kafka-mock
 UNIT_BINS = $(UNIT_TESTS:%=$(BUILD)/tests/%_test)
 
 .PHONY: all deps test-deps run test test-unit test-integration asan bench clean format lint unit-bins \
@@ -62,6 +67,7 @@ deps:
 # test tools from the npm registry, pinned by tests/schema/package-lock.json
 test-deps: deps
 	@[ -d tests/schema/node_modules ] || npm ci --prefix tests/schema --no-audit --no-fund
+	@[ -d tests/receivers/node_modules ] || npm ci --prefix tests/receivers --no-audit --no-fund
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) broker/migrations/embed.sh
 	@mkdir -p $(dir $@)
@@ -88,6 +94,11 @@ $(BUILD)/bin/sn-emit: $(BUILD)/obj/clients/sn-emit.o $(BUILD)/obj/clients/client
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/bin/sn-simulate: $(BUILD)/obj/clients/sn-simulate.o
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# a Kafka mock cluster in a process of its own, for tests that take it down
+$(BUILD)/bin/sn-kafka-mock: $(BUILD)/obj/tests/tools/kafka_mock.o
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"; $(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

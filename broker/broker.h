@@ -25,6 +25,10 @@ struct broker {
     struct ingest *ingest;
     struct ingest_kafka *ingest_kafka;
     struct leader *leader;
+    struct curl_loop *curl;
+    struct sink *sinks[3]; /* kafka, webhook, email (when smtp.url is set) */
+    size_t nsinks;
+    struct outbox *outbox;
     struct rule_set *rules; /* NULL: no rules */
     char rules_path[4200];  /* "" when none */
     struct engine_options engine_options;
@@ -68,6 +72,23 @@ void rules_http_reload(struct http_request *r);
 void rules_http_backtest(struct http_request *r);
 /* stats_http.c */
 void stats_http_themes(struct http_request *r);
+/* subscriptions_http.c */
+void subscriptions_http_create(struct http_request *r);
+void subscriptions_http_list(struct http_request *r);
+void subscriptions_http_get(struct http_request *r);
+void subscriptions_http_update(struct http_request *r);
+void subscriptions_http_delete(struct http_request *r);
+void subscriptions_http_rotate_secret(struct http_request *r);
+void subscriptions_http_test(struct http_request *r);
+/* silences_http.c */
+void silences_http_create(struct http_request *r);
+void silences_http_list(struct http_request *r);
+void silences_http_get(struct http_request *r);
+void silences_http_expire(struct http_request *r);
+/* deliveries_http.c */
+void deliveries_http_list(struct http_request *r);
+void deliveries_http_get(struct http_request *r);
+void deliveries_http_retry(struct http_request *r);
 
 /* Loads the rules from rules.path again and hands them to the engine; on
  * errors (appended to errors, if not NULL) the running rules stay. */

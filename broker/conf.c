@@ -15,7 +15,8 @@ enum conf_type {
     CONF_SIZE,
     CONF_CHOICE,
     CONF_ADDRESS,
-    CONF_CONNINFO
+    CONF_CONNINFO,
+    CONF_DURATIONS /* a comma-separated list of durations, kept as text */
 };
 
 struct conf_key {
@@ -75,6 +76,44 @@ static const struct conf_key conf_keys[] = {
      0, {NULL}, "comma-separated jurisdiction codes counted in notices but never named"},
     {"notices", "cap_sender", CONF_STRING, FIELD(notices_cap_sender), "sn-broker@npcs.example", 0,
      0, {NULL}, "sender of CAP alerts (GET /v1/notices/{id}?format=cap); no spaces, commas, < or &"},
+    {"kafka", "notices_topic", CONF_STRING, FIELD(kafka_notices_topic), "safety-notices", 0, 0,
+     {NULL}, "topic notices are published to when their rule names none"},
+    {"webhook", "allow_private_targets", CONF_CHOICE, FIELD(webhook_allow_private_targets),
+     "false", 0, 0, {"false", "true", NULL},
+     "true: webhooks may go to loopback, private and link-local addresses (tests, an intranet)"},
+    {"webhook", "timeout", CONF_DURATION, FIELD(webhook_timeout_ms), "10s", 100, 300000, {NULL},
+     "a webhook attempt that has not answered this long fails (and is retried)"},
+    {"webhook", "ca_file", CONF_STRING, FIELD(webhook_ca_file), "", 0, 0, {NULL},
+     "CA certificates (PEM) that HTTPS webhook targets are verified against; empty: the system's"},
+    {"webhook", "max_per_endpoint", CONF_INT, FIELD(webhook_max_per_endpoint), "4", 1, 1000,
+     {NULL}, "attempts in flight at once to one target, per process"},
+    {"webhook", "secret_overlap", CONF_DURATION, FIELD(webhook_secret_overlap_ms), "24h", 0,
+     2592000000LL, {NULL}, "after a secret is rotated, how long the previous one still signs"},
+    {"smtp", "url", CONF_STRING, FIELD(smtp_url), "", 0, 0, {NULL},
+     "mail server: smtp://host:port (STARTTLS) or smtps://host:port (implicit TLS); empty: no "
+     "email deliveries"},
+    {"smtp", "from", CONF_STRING, FIELD(smtp_from), "sn-broker@localhost", 0, 0, {NULL},
+     "sender address of notice emails"},
+    {"smtp", "username", CONF_STRING, FIELD(smtp_username), "", 0, 0, {NULL},
+     "SMTP AUTH user; empty: no AUTH"},
+    {"smtp", "password_file", CONF_STRING, FIELD(smtp_password_file), "", 0, 0, {NULL},
+     "file holding the SMTP password (never on the command line)"},
+    {"smtp", "starttls", CONF_CHOICE, FIELD(smtp_starttls), "required", 0, 0,
+     {"required", "off", NULL},
+     "smtp:// URLs: required refuses to send without STARTTLS; off sends in the clear "
+     "(loopback tests only)"},
+    {"smtp", "ca_file", CONF_STRING, FIELD(smtp_ca_file), "", 0, 0, {NULL},
+     "CA certificates (PEM) the mail server is verified against; empty: the system's"},
+    {"smtp", "timeout", CONF_DURATION, FIELD(smtp_timeout_ms), "30s", 100, 600000, {NULL},
+     "an SMTP session that has not finished this long fails (and is retried)"},
+    {"delivery", "retry_schedule", CONF_DURATIONS, FIELD(delivery_retry_schedule),
+     "5s,5m,30m,2h,5h,10h,10h", 0, 0, {NULL},
+     "waits between attempts after the first (each +-10% jitter); past the last one a delivery is "
+     "dead-lettered (Kafka deliveries retry at the first wait forever)"},
+    {"delivery", "breaker_threshold", CONF_INT, FIELD(delivery_breaker_threshold), "5", 1, 1000,
+     {NULL}, "consecutive failures of one target that open its circuit breaker"},
+    {"delivery", "breaker_cooldown", CONF_DURATION, FIELD(delivery_breaker_cooldown_ms), "30s",
+     0, 3600000, {NULL}, "how long an open breaker holds that target's deliveries back"},
     {"shutdown", "timeout", CONF_DURATION, FIELD(shutdown_timeout_ms), "5s", 0, 9000, {NULL},
      "how long SIGTERM waits for in-flight requests before closing"},
 };
@@ -92,7 +131,8 @@ static int64_t *int_field(struct conf *conf, const struct conf_key *k)
 
 static int is_string_type(enum conf_type t)
 {
-    return t == CONF_STRING || t == CONF_CHOICE || t == CONF_ADDRESS || t == CONF_CONNINFO;
+    return t == CONF_STRING || t == CONF_CHOICE || t == CONF_ADDRESS || t == CONF_CONNINFO ||
+           t == CONF_DURATIONS;
 }
 
 struct unit {
@@ -159,6 +199,26 @@ int conf_parse_address(const char *text, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+int conf_parse_durations(const char *text, int64_t *list, int max)
+{
+    int n = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        const char *end = p + strcspn(p, ", ");
+        char item[32];
+        if (end == p || (size_t)(end - p) >= sizeof(item) || n == max) return -1;
+        snprintf(item, sizeof(item), "%.*s", (int)(end - p), p);
+        if (conf_parse_duration(item, &list[n]) != 0) return -1;
+        n++;
+        for (p = end; *p == ' '; p++)
+            ;
+        if (!*p) return n;
+        if (*p++ != ',') return -1;
+    }
+}
+
 static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
 {
     switch (k->type) {
@@ -185,6 +245,10 @@ static void describe_allowed(const struct conf_key *k, char *buf, size_t len)
         snprintf(buf, len, "a libpq connection string (host=... dbname=...) or postgresql:// URI");
         break;
     case CONF_STRING: snprintf(buf, len, "any text"); break;
+    case CONF_DURATIONS:
+        snprintf(buf, len, "durations separated by commas, such as 5s,5m,30m (at most %d)",
+                 CONF_MAX_DURATIONS);
+        break;
     }
 }
 
@@ -210,6 +274,10 @@ static int value_ok(const struct conf_key *k, const char *value, int64_t *number
     case CONF_ADDRESS: return conf_parse_address(value, host, sizeof(host), &port) == 0;
     case CONF_STRING:
     case CONF_CONNINFO: return 1; /* a connection string is checked by libpq, below */
+    case CONF_DURATIONS: {
+        int64_t list[CONF_MAX_DURATIONS];
+        return conf_parse_durations(value, list, CONF_MAX_DURATIONS) > 0;
+    }
     }
     return 0;
 }

@@ -29,6 +29,22 @@ struct conf {
     int64_t privacy_min_cell;
     char *privacy_unnamed_jurisdictions;
     char *notices_cap_sender;
+    char *kafka_notices_topic;
+    char *webhook_allow_private_targets;
+    int64_t webhook_timeout_ms;
+    char *webhook_ca_file;
+    int64_t webhook_max_per_endpoint;
+    int64_t webhook_secret_overlap_ms;
+    char *smtp_url;
+    char *smtp_from;
+    char *smtp_username;
+    char *smtp_password_file;
+    char *smtp_starttls;
+    char *smtp_ca_file;
+    int64_t smtp_timeout_ms;
+    char *delivery_retry_schedule;
+    int64_t delivery_breaker_threshold;
+    int64_t delivery_breaker_cooldown_ms;
     int64_t shutdown_timeout_ms;
 };
 
@@ -53,6 +69,10 @@ void conf_print_keys(FILE *out);
 /* "250ms", "5s", "10m", "12h", "90d", "26w" -> milliseconds. Returns 0, or -1
  * when the text is not a duration. */
 int conf_parse_duration(const char *text, int64_t *ms);
+/* "5s,5m,30m" -> up to max milliseconds in list. Returns how many (at least
+ * one), or -1 when the text is not such a list. */
+#define CONF_MAX_DURATIONS 32
+int conf_parse_durations(const char *text, int64_t *list, int max);
 /* "1048576", "512KiB", "1MiB", "1GiB" -> bytes. Returns 0 or -1. */
 int conf_parse_size(const char *text, int64_t *bytes);
 /* "host:port" or "[v6]:port" -> parts. host must hold 256 bytes. Returns 0 or -1. */

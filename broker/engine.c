@@ -383,7 +383,9 @@ static json_t *revision_new(const struct engine *e, const struct group *g,
         json_object_set_new(breakdown, BREAKDOWN_NAMES[d], cells.out);
     }
     char *topic =
-        rule_render(r->topic, g->labels, c.reviews, c.jurisdictions, r->window_ms, severity);
+        r->topic
+            ? rule_render(r->topic, g->labels, c.reviews, c.jurisdictions, r->window_ms, severity)
+            : xstrdup(e->opt && e->opt->default_topic ? e->opt->default_topic : "safety-notices");
     char *headline =
         rule_render(r->headline, g->labels, c.reviews, c.jurisdictions, r->window_ms, severity);
     char *summary = rule_render(r->summary ? r->summary : "", g->labels, c.reviews, c.jurisdictions,

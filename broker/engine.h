@@ -34,6 +34,8 @@ struct engine_options {
      * outlive the engine. */
     const char *const *unnamed;
     size_t unnamed_count;
+    /* The topic of a rule that names none (NULL: "safety-notices"); borrowed. */
+    const char *default_topic;
 };
 
 /* One stored fact. The strings are borrowed for the duration of the call. */

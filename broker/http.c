@@ -110,7 +110,7 @@ void http_reply(struct http_request *r, int status, const char *content_type, co
                 size_t len)
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(r->req);
-    evhttp_add_header(headers, "Content-Type", content_type);
+    if (content_type) evhttp_add_header(headers, "Content-Type", content_type);
     evhttp_add_header(headers, "Cache-Control", "no-store");
     struct evbuffer *buf = evbuffer_new();
     if (!buf) sn_oom(len);

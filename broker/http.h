@@ -53,6 +53,7 @@ void http_server_free(struct http_server *s);
 int http_route_match(const char *pattern, const char *path, char **params, int maxparams,
                      int *nparams);
 
+/* content_type may be NULL (a reply without a body, 204). */
 void http_reply(struct http_request *r, int status, const char *content_type, const char *body,
                 size_t len);
 /* body is stolen. */

@@ -199,7 +199,7 @@ static void on_quarantined(PGresult *res, void *arg)
             headers = rd_kafka_headers_new(1);
         rd_kafka_header_add(headers, "sn-error", -1, job->error_text, -1);
         kafka_produce(ik->producer, ik->dlq_topic, job->msg->key, job->msg->key_len,
-                      job->msg->payload, job->msg->len, headers);
+                      job->msg->payload, job->msg->len, headers, NULL);
         count("quarantined");
     } else if (res && store_failed(res)) {
         log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),

@@ -35,6 +35,8 @@ struct kafka {
     int brokers_up;
     char *bootstrap;
     char detail[512];
+    kafka_delivery_fn on_delivery;
+    void *on_delivery_arg;
 };
 
 /* syslog levels (librdkafka's) -> ours */
@@ -215,6 +217,11 @@ static void handle_event(struct kafka *k, rd_kafka_event_t *ev)
     case RD_KAFKA_EVENT_DR: {
         const rd_kafka_message_t *m;
         while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+            if (m->_private && k->on_delivery) {
+                k->on_delivery(m->_private, m->err ? rd_kafka_err2str(m->err) : NULL,
+                               k->on_delivery_arg);
+                continue;
+            }
             if (m->err)
                 log_error(json_pack("{s:s,s:i}", "topic", rd_kafka_topic_name(m->rkt), "partition",
                                     (int)m->partition),
@@ -252,6 +259,9 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
         conf_set(conf, "client.id", "sn-broker", err, errlen) != 0 ||
         conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
         conf_set(conf, "acks", "all", err, errlen) != 0 ||
+        /* a message not acknowledged by then fails, and the outbox retries
+         * it: bounds how long a claimed delivery can stay in flight */
+        conf_set(conf, "message.timeout.ms", "30000", err, errlen) != 0 ||
         conf_set(conf, "statistics.interval.ms", "1000", err, errlen) != 0 ||
         conf_set(conf, "log.queue", "true", err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
@@ -290,13 +300,19 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
     return SN_OK;
 }
 
+void kafka_on_delivery(struct kafka *k, kafka_delivery_fn fn, void *arg)
+{
+    k->on_delivery = fn;
+    k->on_delivery_arg = arg;
+}
+
 enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
-                          const void *value, size_t len, rd_kafka_headers_t *headers)
+                          const void *value, size_t len, rd_kafka_headers_t *headers, void *opaque)
 {
     rd_kafka_resp_err_t err =
         rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
-                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err) {
         if (headers) rd_kafka_headers_destroy(headers);
         log_error(json_pack("{s:s}", "topic", topic), "kafka: cannot produce: %s",
@@ -324,10 +340,17 @@ void kafka_free(struct kafka *k, int timeout_ms)
         log_warn(json_pack("{s:i}", "outq", rd_kafka_outq_len(k->rk)),
                  "kafka: not everything was flushed: %s", rd_kafka_err2str(rerr));
     kafka_wakeup_free(k->wakeup);
-    /* drain what is left so that rd_kafka_destroy() does not wait on it */
+    /* what could not be delivered in time is purged, and its delivery
+     * reports still reach their owners (who must not lose track of them);
+     * the rest is drained so that rd_kafka_destroy() does not wait on it */
+    rerr = rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (rerr) log_warn(NULL, "kafka: cannot purge: %s", rd_kafka_err2str(rerr));
+    rd_kafka_poll(k->rk, 0);
     rd_kafka_event_t *ev;
-    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL)
+    while ((ev = rd_kafka_queue_poll(k->mainq, 0)) != NULL) {
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DR) handle_event(k, ev);
         rd_kafka_event_destroy(ev);
+    }
     rd_kafka_queue_destroy(k->mainq);
     rd_kafka_destroy(k->rk);
     free(k->bootstrap);

@@ -34,10 +34,15 @@ enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
 int kafka_is_up(const struct kafka *k);
 /* A sentence for /readyz. */
 const char *kafka_detail(const struct kafka *k);
-/* Produces a message (copies key, value and headers; takes headers). Delivery
- * failures are logged. */
+/* Produces a message (copies key and value; takes headers, also on error).
+ * The delivery report of a message with an opaque goes to the function set
+ * with kafka_on_delivery(); without one a failure is logged. */
 enum sn_err kafka_produce(struct kafka *k, const char *topic, const void *key, size_t keylen,
-                          const void *value, size_t len, rd_kafka_headers_t *headers);
+                          const void *value, size_t len, rd_kafka_headers_t *headers, void *opaque);
+/* error is NULL when the message is stored by the cluster (acks=all). Called
+ * from the loop. */
+typedef void (*kafka_delivery_fn)(void *opaque, const char *error, void *arg);
+void kafka_on_delivery(struct kafka *k, kafka_delivery_fn fn, void *arg);
 
 /* A librdkafka log callback that writes through our logger (set it on every
  * handle, so no raw line reaches stderr). */

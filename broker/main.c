@@ -11,6 +11,11 @@
 
 #include "broker.h"
 #include "auth.h"
+#include "curl_loop.h"
+#include "outbox.h"
+#include "sink_email.h"
+#include "sink_kafka.h"
+#include "sink_webhook.h"
 #include "embedded.h"
 #include "ingest.h"
 #include "ingest_kafka.h"
@@ -59,6 +64,23 @@ static void on_loop_done(void *arg)
     event_base_loopbreak(b->base);
 }
 
+/* Attempts in flight are aborted (their done callbacks still run and queue
+ * their results; what is not recorded is attempted again when its lease
+ * ends), the producer flushed: its delivery reports reach the Kafka sink,
+ * which must outlive the producer, as the outbox must outlive its sinks. */
+static void free_delivery(struct broker *b)
+{
+    curl_loop_free(b->curl);
+    b->curl = NULL;
+    kafka_free(b->kafka, 2000);
+    b->kafka = NULL;
+    outbox_free(b->outbox);
+    b->outbox = NULL;
+    for (size_t i = 0; i < b->nsinks; i++)
+        b->sinks[i]->ops->free(b->sinks[i]);
+    b->nsinks = 0;
+}
+
 /* In-flight requests are done (or out of time): close everything in order. */
 static void finish_shutdown(struct broker *b)
 {
@@ -75,8 +97,7 @@ static void finish_shutdown(struct broker *b)
     b->leader = NULL;
     auth_free(b->auth);
     b->auth = NULL;
-    kafka_free(b->kafka, 2000);
-    b->kafka = NULL;
+    free_delivery(b);
     kafka_mock_free(b->kafka_mock);
     b->kafka_mock = NULL;
     if (b->embedded)
@@ -91,7 +112,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     size_t inflight = http_server_inflight(b->http) + ingest_pending(b->ingest) +
-                      ingest_kafka_inflight(b->ingest_kafka);
+                      ingest_kafka_inflight(b->ingest_kafka) + outbox_busy(b->outbox);
     double waited_ms = (http_now() - b->shutdown_started_at) * 1000;
     if (inflight == 0 || waited_ms >= (double)b->conf.shutdown_timeout_ms) {
         if (inflight)
@@ -123,6 +144,7 @@ static void begin_shutdown(struct broker *b, int exit_code)
              "shutting down: no new connections, finishing requests in flight");
     http_server_stop_accepting(b->http);
     ingest_kafka_pause(b->ingest_kafka, 1);
+    outbox_stop(b->outbox);
     struct timeval deadline = {HARD_DEADLINE_MS / 1000, (HARD_DEADLINE_MS % 1000) * 1000};
     evtimer_add(b->deadline_ev, &deadline);
     on_drain(-1, 0, b);
@@ -218,6 +240,7 @@ static void on_pg_ready(struct embedded *e, void *arg)
         b->store_started = 1;
         store_start(b->store);
         leader_start(b->leader);
+        outbox_start(b->outbox);
     } else {
         store_reconnect_now(b->store);
         leader_reconnect_now(b->leader);
@@ -309,7 +332,7 @@ static void find_schemas_dir(const struct conf *conf, char *out, size_t len)
 static int load_schemas(struct broker *b)
 {
     static const char *const required[] = {"cloudevent.v1.json", "review-completed.v1.json",
-                                           "token-request.v1.json"};
+                                           "token-request.v1.json", "subscription-request.v1.json"};
     char dir[PATH_MAX + 64], err[1024];
     find_schemas_dir(&b->conf, dir, sizeof(dir));
     if (schema_set_load(dir, &b->schemas, err, sizeof(err)) != SN_OK) {
@@ -394,6 +417,7 @@ static int load_rules(struct broker *b)
     free(list);
     b->engine_options.unnamed = (const char *const *)b->unnamed;
     b->engine_options.unnamed_count = n;
+    b->engine_options.default_topic = b->conf.kafka_notices_topic;
 
     if (b->conf.rules_path[0]) {
         snprintf(b->rules_path, sizeof(b->rules_path), "%s", b->conf.rules_path);
@@ -418,6 +442,70 @@ static int load_rules(struct broker *b)
 }
 
 /* Everything up to the event loop; returns an exit code, 0 to run. */
+/* The SMTP password from smtp.password_file (never from the command line or
+ * the config file itself); its last line break dropped. */
+static int read_password(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error(json_pack("{s:s,s:s}", "file", path, "error", strerror(errno)),
+                  "cannot read smtp.password_file");
+        return -1;
+    }
+    size_t n = fread(out, 1, len - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+/* The sinks and the dispatcher; its connection starts with the store's. */
+static int start_delivery(struct broker *b, const char *conninfo)
+{
+    struct outbox_options oo = {0};
+    oo.schedule_len =
+        conf_parse_durations(b->conf.delivery_retry_schedule, oo.schedule_ms, CONF_MAX_DURATIONS);
+    oo.conninfo = conninfo;
+    oo.reconnect_max_ms = b->conf.database_reconnect_max_ms;
+    oo.query_timeout_ms = b->conf.database_query_timeout_ms;
+    oo.per_target = (int)b->conf.webhook_max_per_endpoint;
+    oo.breaker_threshold = (int)b->conf.delivery_breaker_threshold;
+    oo.breaker_cooldown_ms = b->conf.delivery_breaker_cooldown_ms;
+    oo.max_inflight = 512;
+    /* longer than any attempt may take (a Kafka message times out in 30 s) */
+    int64_t longest = b->conf.webhook_timeout_ms > b->conf.smtp_timeout_ms
+                          ? b->conf.webhook_timeout_ms
+                          : b->conf.smtp_timeout_ms;
+    oo.lease_ms = (longest > 30000 ? longest : 30000) + 10000;
+
+    b->curl = curl_loop_new(b->base);
+    if (!b->curl) {
+        log_error(NULL, "cannot start libcurl's multi interface");
+        return -1;
+    }
+    b->sinks[b->nsinks++] = sink_kafka_new(b->kafka);
+    const struct sink_webhook_options wo = {b->conf.webhook_timeout_ms, b->conf.webhook_ca_file,
+                                            strcmp(b->conf.webhook_allow_private_targets, "true") ==
+                                                0};
+    b->sinks[b->nsinks++] = sink_webhook_new(b->curl, &wo);
+    if (b->conf.smtp_url[0]) {
+        char password[1024] = "";
+        if (b->conf.smtp_password_file[0] &&
+            read_password(b->conf.smtp_password_file, password, sizeof(password)) != 0)
+            return -1;
+        const struct mail_server ms = {b->conf.smtp_url,
+                                       b->conf.smtp_username[0] ? b->conf.smtp_username : NULL,
+                                       password[0] ? password : NULL,
+                                       b->conf.smtp_ca_file[0] ? b->conf.smtp_ca_file : NULL,
+                                       strcmp(b->conf.smtp_starttls, "required") == 0,
+                                       (long)b->conf.smtp_timeout_ms};
+        b->sinks[b->nsinks++] = sink_email_new(b->curl, &ms, b->conf.smtp_from);
+        explicit_bzero(password, sizeof(password));
+    }
+    b->outbox = outbox_new(b->base, &oo, b->sinks, b->nsinks);
+    return 0;
+}
+
 static int start(struct broker *b)
 {
     char err[1024];
@@ -510,6 +598,7 @@ static int start(struct broker *b)
         return 1;
     }
     ingest_kafka_pause(b->ingest_kafka, 1); /* until the database is ready */
+    if (start_delivery(b, conninfo) != 0) return 2;
     if (b->embedded) {
         const struct embedded_hooks eh = {on_pg_ready, on_pg_fatal, b};
         embedded_start(b->embedded, b->base, &eh);
@@ -517,6 +606,7 @@ static int start(struct broker *b)
         b->store_started = 1;
         store_start(b->store);
         leader_start(b->leader);
+        outbox_start(b->outbox);
     }
     return 0;
 }
@@ -532,7 +622,7 @@ static void cleanup(struct broker *b)
     ingest_free(b->ingest);
     ingest_kafka_free(b->ingest_kafka);
     auth_free(b->auth);
-    kafka_free(b->kafka, 1000);
+    free_delivery(b);
     kafka_mock_free(b->kafka_mock);
     http_server_free(b->http);
     schema_set_free(b->schemas);
@@ -550,6 +640,10 @@ int main(int argc, char **argv)
 {
     struct broker b;
     memset(&b, 0, sizeof(b));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "sn-broker: libcurl cannot be initialised\n");
+        return 1;
+    }
     int code = parse_args(&b, argc, argv);
     if (code == 0) {
         log_info(json_pack("{s:s,s:s,s:s}", "version", SN_VERSION, "commit", SN_COMMIT, "mode",
@@ -563,5 +657,6 @@ int main(int argc, char **argv)
         }
     }
     cleanup(&b);
+    curl_global_cleanup();
     return code;
 }

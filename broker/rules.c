@@ -100,34 +100,10 @@ static char *text_finish(struct text *t)
 
 /* ---- matching, groups, levels, templates ---- */
 
-/* POSIX leftmost-longest: when the whole value matches, the match found from
- * offset 0 is the whole value. glibc only looks for the longest match when
- * asked for positions (nmatch > 0), hence the regmatch_t. Anchoring this way
- * rather than wrapping the text in ^(...)$ keeps back-references numbered as
- * written. */
-static int regex_full_match(const regex_t *re, const char *s)
-{
-    regmatch_t m[1];
-    if (regexec(re, s, 1, m, 0) != 0) return 0;
-    return m[0].rm_so == 0 && (size_t)m[0].rm_eo == strlen(s);
-}
-
-static int matcher_holds(const struct rule_matcher *m, const char *value)
-{
-    if (!value) value = "";
-    switch (m->op) {
-    case RULE_MATCH_EQ: return strcmp(value, m->value) == 0;
-    case RULE_MATCH_NE: return strcmp(value, m->value) != 0;
-    case RULE_MATCH_RE: return regex_full_match(&m->re, value);
-    case RULE_MATCH_NRE: return !regex_full_match(&m->re, value);
-    }
-    return 0;
-}
-
 int rule_matches(const struct rule *r, const struct fact_labels *f)
 {
     for (size_t i = 0; i < r->matcher_count; i++)
-        if (!matcher_holds(&r->matchers[i], f->values[r->matchers[i].label])) return 0;
+        if (!matcher_holds(&r->matchers[i].m, f->values[r->matchers[i].label])) return 0;
     return 1;
 }
 
@@ -262,9 +238,7 @@ char *rule_render(const char *template_text, const json_t *group, size_t reviews
 static void rule_release(struct rule *r)
 {
     for (size_t i = 0; i < r->matcher_count; i++) {
-        struct rule_matcher *m = &r->matchers[i];
-        if (m->op == RULE_MATCH_RE || m->op == RULE_MATCH_NRE) regfree(&m->re);
-        free(m->value);
+        matcher_free(&r->matchers[i].m);
     }
     free(r->matchers);
     free(r->group_by);
@@ -420,160 +394,6 @@ static json_t *label_codes(const struct load *ld, int label, const char **set_na
     return codes ? json_deep_copy(codes) : NULL;
 }
 
-/* Splits "label op value" into m. Returns 0, or -1 with a message. */
-static int parse_matcher(const char *text, struct rule_matcher *m, char *msg, size_t msglen)
-{
-    const char *p = text;
-    while (isspace((unsigned char)*p))
-        p++;
-    const char *name = p;
-    if (isalpha((unsigned char)*p) || *p == '_')
-        while (isalnum((unsigned char)*p) || *p == '_')
-            p++;
-    size_t name_len = (size_t)(p - name);
-    while (isspace((unsigned char)*p))
-        p++;
-    if (strncmp(p, "=~", 2) == 0)
-        m->op = RULE_MATCH_RE, p += 2;
-    else if (strncmp(p, "!~", 2) == 0)
-        m->op = RULE_MATCH_NRE, p += 2;
-    else if (strncmp(p, "!=", 2) == 0)
-        m->op = RULE_MATCH_NE, p += 2;
-    else if (*p == '=')
-        m->op = RULE_MATCH_EQ, p += 1;
-    else
-        name_len = 0;
-    if (name_len == 0) {
-        snprintf(msg, msglen,
-                 "'%s' is not a matcher: write label=value, label!=value, label=~regex or "
-                 "label!~regex",
-                 text);
-        return -1;
-    }
-    char label[64];
-    snprintf(label, sizeof(label), "%.*s", (int)(name_len < 63 ? name_len : 63), name);
-    m->label = name_len < 63 ? fact_label_index(label) : -1;
-    if (m->label < 0) {
-        char labels[256];
-        list_labels(labels, sizeof(labels));
-        snprintf(msg, msglen, "unknown label '%.*s' (the labels of a fact: %s)", (int)name_len,
-                 name, labels);
-        return -1;
-    }
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p != '"') {
-        size_t n = strlen(p);
-        while (n > 0 && isspace((unsigned char)p[n - 1]))
-            n--;
-        m->value = strndup(p, n);
-        if (!m->value) sn_oom(n + 1);
-        return 0;
-    }
-    /* "quoted": \" and \\ stand for themselves; any other backslash is kept,
-     * so that a regex such as "a\.b" needs no doubling */
-    struct text value = {0};
-    text_add(&value, "", 0);
-    for (p++; *p && *p != '"'; p++) {
-        if (p[0] == '\\' && (p[1] == '"' || p[1] == '\\')) p++;
-        text_add(&value, p, 1);
-    }
-    if (*p != '"') {
-        free(value.data);
-        snprintf(msg, msglen, "'%s': the quoted value has no closing quote", text);
-        return -1;
-    }
-    for (p++; isspace((unsigned char)*p); p++)
-        ;
-    if (*p) {
-        free(value.data);
-        snprintf(msg, msglen, "'%s': text after the closing quote", text);
-        return -1;
-    }
-    m->value = value.data;
-    return 0;
-}
-
-/* glibc's regcomp unrolls counted repetition ("x{3,5}" is five copies of x,
- * "x+" two) and its closure analysis grows with the cube of the nodes when
- * loops nest ("(x*)+", "x++"): a short regex could take minutes and
- * gigabytes. So a loop (*, +, {m,n}) may not repeat what already holds one
- * (RE2 refuses "x**" likewise), and the unrolled size is bounded. Returns 0,
- * or -1 with why in msg. */
-#define REGEX_MAX_NODES 2000
-static int regex_check_cost(const char *re, char *msg, size_t msglen)
-{
-    /* per open group: its unrolled size, its last atom's, whether it holds a
-     * loop and whether its last atom does */
-    size_t total[64] = {0}, last[64] = {0};
-    int has_loop[64] = {0}, last_loop[64] = {0};
-    int depth = 0;
-    for (const char *p = re; *p; p++) {
-        size_t factor = 0, atom = 0;
-        int atom_loop = 0;
-        if (*p == '(' && depth < 63) {
-            depth++;
-            total[depth] = last[depth] = 0;
-            has_loop[depth] = last_loop[depth] = 0;
-            continue;
-        } else if (*p == ')' && depth > 0) {
-            atom_loop = has_loop[depth];
-            atom = total[depth--] + 1;
-        } else if (*p == '?' || *p == '*') {
-            factor = 1;
-        } else if (*p == '+') {
-            factor = 2;
-        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
-            char *end;
-            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
-            if (*end == ',') {
-                end++;
-                hi = isdigit((unsigned char)*end) ? strtoul(end, &end, 10) : lo + 1;
-            }
-            if (hi < lo) hi = lo;
-            factor = hi > REGEX_MAX_NODES ? REGEX_MAX_NODES + 1 : hi + 1;
-            if (*end == '}') p = end;
-        } else if (*p == '[') {
-            const char *q = p + 1;
-            if (*q == '^') q++;
-            if (*q == ']') q++;
-            for (; *q && *q != ']'; q++)
-                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
-                    const char *close = strchr(q + 2, q[1]);
-                    if (close && close[1] == ']') q = close + 1;
-                }
-            p = *q ? q : q - 1;
-            atom = 1;
-        } else {
-            if (*p == '\\' && p[1]) p++;
-            atom = 1;
-        }
-        if (factor) {
-            if (*p != '?') {
-                if (last_loop[depth]) {
-                    snprintf(msg, msglen, "a repetition repeats a repetition (as in x** or (x+)*)");
-                    return -1;
-                }
-                has_loop[depth] = last_loop[depth] = 1;
-            }
-            size_t grown = last[depth] > (REGEX_MAX_NODES + 1) / factor ? REGEX_MAX_NODES + 1
-                                                                        : last[depth] * factor;
-            total[depth] = total[depth] - last[depth] + grown;
-            last[depth] = grown;
-        } else {
-            total[depth] += atom;
-            last[depth] = atom;
-            last_loop[depth] = atom_loop;
-            has_loop[depth] |= atom_loop;
-        }
-        if (total[depth] > REGEX_MAX_NODES) {
-            snprintf(msg, msglen, "its repetitions unroll to more than %d nodes", REGEX_MAX_NODES);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void check_matchers(struct load *ld, struct rule *r, const char *rule, const char *base,
                            const json_t *match)
 {
@@ -587,50 +407,46 @@ static void check_matchers(struct load *ld, struct rule *r, const char *rule, co
         snprintf(ptr, sizeof(ptr), "%s/match/%zu", base, i);
         if (!json_is_string(item) || !schema_clean(ld, ptr)) continue;
         const char *text = json_string_value(item);
-        struct rule_matcher m = {0};
-        if (parse_matcher(text, &m, msg, sizeof(msg)) != 0) {
+        struct rule_matcher rm = {0};
+        struct matcher *m = &rm.m;
+        if (matcher_parse(text, m, msg, sizeof(msg)) != 0) {
             report(ld, rule, ptr, "%s", msg);
             continue;
         }
-        const char *set_name = NULL;
-        json_t *codes = label_codes(ld, m.label, &set_name);
-        char why[128];
-        if ((m.op == RULE_MATCH_RE || m.op == RULE_MATCH_NRE) &&
-            regex_check_cost(m.value, why, sizeof(why)) != 0) {
-            report(ld, rule, ptr, "'%s': the regular expression '%s' is too costly: %s", text,
-                   m.value, why);
-            free(m.value);
-            json_decref(codes);
+        rm.label = strlen(m->name) < 63 ? fact_label_index(m->name) : -1;
+        if (rm.label < 0) {
+            char labels[256];
+            list_labels(labels, sizeof(labels));
+            report(ld, rule, ptr, "unknown label '%s' (the labels of a fact: %s)", m->name, labels);
+            matcher_free(m);
             continue;
         }
-        if (m.op == RULE_MATCH_RE || m.op == RULE_MATCH_NRE) {
-            int rc = regcomp(&m.re, m.value, REG_EXTENDED);
-            if (rc != 0) {
-                regerror(rc, &m.re, msg, sizeof(msg));
-                report(ld, rule, ptr, "'%s': invalid regular expression '%s': %s", text, m.value,
-                       msg);
-                free(m.value);
-                json_decref(codes);
-                continue;
-            }
+        if (matcher_compile(m, msg, sizeof(msg)) != 0) {
+            report(ld, rule, ptr, "'%s': %s", text, msg);
+            matcher_free(m);
+            continue;
+        }
+        const char *set_name = NULL;
+        json_t *codes = label_codes(ld, rm.label, &set_name);
+        if (m->op == MATCH_RE || m->op == MATCH_NRE) {
             /* a positive regex of a coded label that matches no code (nor the
              * missing label) can never hold: surely a typo */
-            if (m.op == RULE_MATCH_RE && codes && !regex_full_match(&m.re, "")) {
+            if (m->op == MATCH_RE && codes && !matcher_full_match(&m->re, "")) {
                 int any = 0;
                 size_t k;
                 json_t *c;
                 json_array_foreach(codes, k, c) any |=
-                    regex_full_match(&m.re, json_string_value(c));
+                    matcher_full_match(&m->re, json_string_value(c));
                 if (!any)
                     report(ld, rule, ptr, "'%s': the regex matches no %s code of the vocabulary",
                            text, set_name);
             }
-        } else if (codes && m.value[0] && !in_codes(codes, m.value)) {
-            report(ld, rule, ptr, "'%s': '%s' is not a %s code of the vocabulary", text, m.value,
+        } else if (codes && m->value[0] && !in_codes(codes, m->value)) {
+            report(ld, rule, ptr, "'%s': '%s' is not a %s code of the vocabulary", text, m->value,
                    set_name);
         }
         json_decref(codes);
-        r->matchers[r->matcher_count++] = m;
+        r->matchers[r->matcher_count++] = rm;
     }
 }
 

@@ -8,10 +8,10 @@
 #define SN_RULES_H
 
 #include <jansson.h>
-#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "matcher.h"
 #include "schema.h"
 #include "sn.h"
 
@@ -51,13 +51,9 @@ enum rule_severity { RULE_ADVISORY, RULE_WATCH, RULE_WARNING, RULE_CRITICAL };
 /* "advisory", "watch", "warning", "critical". */
 const char *rule_severity_name(enum rule_severity severity);
 
-enum rule_matcher_op { RULE_MATCH_EQ, RULE_MATCH_NE, RULE_MATCH_RE, RULE_MATCH_NRE };
-
 struct rule_matcher {
     int label; /* enum fact_label */
-    enum rule_matcher_op op;
-    char *value; /* the text after the operator, unquoted */
-    regex_t re;  /* compiled for =~ and !~ only */
+    struct matcher m;
 };
 
 struct rule_level {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sn.h"
 #include "sn_client.h"
@@ -43,6 +44,39 @@ static void usage(FILE *out)
             "            notices with their latest revision, all pages\n"
             "  notices show ID [--cap]\n"
             "            a notice with every revision; --cap: as an OASIS CAP 1.2 alert\n"
+            "  subscriptions create --subscriber S --channel webhook|email --target URL|ADDRESS\n"
+            "               [--filter MATCHER]... [--mode immediate|digest] [--schedule TEXT]\n"
+            "            subscribe (admin); a webhook's signing secret alone is printed on the\n"
+            "            first line, once. MATCHER: label=value, label!=value, label=~regex or\n"
+            "            label!~regex over severity, rule, status, jurisdiction and the group\n"
+            "            labels (theme, partner, ...); a notice must satisfy all of them\n"
+            "  subscriptions list [--subscriber S] [--json]\n"
+            "  subscriptions show ID | delete ID | rotate-secret ID | test ID\n"
+            "            delete cancels its waiting deliveries; rotate-secret prints the new\n"
+            "            secret (the previous one still signs for a while); test sends a test\n"
+            "            event and shows the receiver's answer\n"
+            "  subscriptions update ID [--target T] [--filter MATCHER]... [--no-filter]\n"
+            "               [--mode M] [--schedule S] [--enable | --disable]\n"
+            "            change a subscription; --filter replaces the whole filter\n"
+            "  silences create --matcher MATCHER... (--ends DATE | --for DURATION)\n"
+            "               [--starts DATE] --comment TEXT\n"
+            "            hold back the deliveries of the notices that satisfy every matcher\n"
+            "            while the silence is active (admin). DATE: RFC 3339, e.g.\n"
+            "            2026-11-23T15:04:05Z; DURATION: 30m, 2h, 7d\n"
+            "  silences list [--all] [--json]\n"
+            "            the active silences; --all: pending and ended ones too\n"
+            "  silences expire ID\n"
+            "            end a silence now; what it held back is released\n"
+            "  deliveries list [--state S] [--channel C] [--subscription ID] [--notice ID]\n"
+            "               [--json]\n"
+            "            deliveries, newest first, all pages (admin). S: pending, delivered,\n"
+            "            dead, silenced, suppressed, cancelled; C: kafka, webhook, email\n"
+            "  deliveries dead [--json]   the dead-lettered deliveries (list --state dead)\n"
+            "  deliveries show ID         a delivery with every attempt\n"
+            "  deliveries retry ID        send a dead or cancelled delivery again, with a fresh\n"
+            "                             retry schedule\n"
+            "\n"
+            "List commands print one line per item; --json prints the items as JSON Lines.\n"
             "\n"
             "Options:\n"
             "  --url URL          broker base URL (env SN_URL, default http://127.0.0.1:8080)\n"
@@ -110,6 +144,9 @@ static void print_problem(const struct client_reply *r)
     } else {
         fprintf(stderr, "snctl: HTTP %ld %s%s%s\n", r->status, title, detail ? ": " : "",
                 detail ? detail : "");
+        /* a subscription test that failed says why */
+        const char *error = json_string_value(json_object_get(p, "error"));
+        if (error) fprintf(stderr, "  error: %s\n", error);
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(p, "errors"), i, e)
@@ -494,6 +531,448 @@ static int cmd_notices(const struct client *c, int argc, char **argv)
     return 2;
 }
 
+/* base + "/" + id (percent-encoded) + suffix. */
+static void id_path(char *out, size_t len, const char *base, const char *id, const char *suffix)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl) sn_oom(0);
+    char *escaped = curl_easy_escape(curl, id, 0);
+    if (!escaped) sn_oom(0);
+    snprintf(out, len, "%s/%s%s", base, escaped, suffix);
+    curl_free(escaped);
+    curl_easy_cleanup(curl);
+}
+
+/* method path with body (may be NULL): the 2xx JSON reply, or NULL (the
+ * problem printed). */
+static json_t *call(const struct client *c, const char *method, const char *path,
+                    const json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct client_reply r;
+    json_t *v = reply_json(request(c, method, path, text, &r), &r);
+    free(text);
+    free(r.body);
+    return v;
+}
+
+static void print_pretty(const json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2));
+    printf("%s\n", text);
+    free(text);
+}
+
+static void print_json_line(const json_t *v)
+{
+    char *line = json_dumps(v, JSON_COMPACT);
+    printf("%s\n", line);
+    free(line);
+}
+
+static const char *text_or(const json_t *object, const char *key, const char *none)
+{
+    const char *s = json_string_value(json_object_get(object, key));
+    return s ? s : none;
+}
+
+/* The strings of array joined with ", " into buf. */
+static const char *joined(const json_t *array, char *buf, size_t len)
+{
+    size_t i, used = 0;
+    json_t *item;
+    buf[0] = '\0';
+    json_array_foreach(array, i, item)
+    {
+        if (used >= len) break;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                                 json_is_string(item) ? json_string_value(item) : "?");
+    }
+    return buf[0] ? buf : "-";
+}
+
+/* The one argument left after the options (an ID), or NULL. */
+static const char *the_argument(int argc, char **argv)
+{
+    return optind == argc - 1 ? argv[optind] : NULL;
+}
+
+static void print_subscription(const json_t *s, int as_json)
+{
+    if (as_json) {
+        print_json_line(s);
+        return;
+    }
+    char filter[1024];
+    printf("%-6lld %-14s %-8s %-10s %-9s %-32s %s\n",
+           (long long)json_integer_value(json_object_get(s, "id")), text_or(s, "subscriber", "-"),
+           text_or(s, "channel", "-"), text_or(s, "mode", "-"),
+           json_is_true(json_object_get(s, "enabled")) ? "enabled" : "disabled",
+           joined(json_object_get(s, "filter"), filter, sizeof(filter)), text_or(s, "target", "-"));
+}
+
+/* A created or re-keyed subscription: its secret alone on the first line
+ * (scripts read it from there), then the object. */
+static void print_with_secret(json_t *v)
+{
+    const char *secret = json_string_value(json_object_get(v, "secret"));
+    if (secret) {
+        printf("%s\n", secret);
+        json_object_del(v, "secret");
+    }
+    print_pretty(v);
+    if (secret) fprintf(stderr, "snctl: the secret is shown once: store it now\n");
+}
+
+static int cmd_subscriptions(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl subscriptions create --subscriber S --channel webhook|email "
+        "--target T [--filter M]... [--mode immediate|digest] [--schedule TEXT]\n"
+        "       snctl subscriptions list [--subscriber S] [--json]\n"
+        "       snctl subscriptions show ID | delete ID | rotate-secret ID | test ID\n"
+        "       snctl subscriptions update ID [--target T] [--filter M]... [--no-filter] "
+        "[--mode M] [--schedule S] [--enable | --disable]\n";
+    const char *sub = argc > 0 ? argv[0] : "";
+    json_t *v = NULL;
+    char path[1024];
+    if (strcmp(sub, "create") == 0 || strcmp(sub, "update") == 0) {
+        int create = sub[0] == 'c';
+        static const struct option opts[] = {
+            {"subscriber", required_argument, NULL, 'S'}, {"channel", required_argument, NULL, 'c'},
+            {"target", required_argument, NULL, 't'},     {"filter", required_argument, NULL, 'f'},
+            {"no-filter", no_argument, NULL, 'F'},        {"mode", required_argument, NULL, 'm'},
+            {"schedule", required_argument, NULL, 's'},   {"enable", no_argument, NULL, 'e'},
+            {"disable", no_argument, NULL, 'd'},          {NULL, 0, NULL, 0}};
+        json_t *body = json_object(), *filter = NULL;
+        int enable = -1, opt, bad = 0;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "S:c:t:f:Fm:s:ed", opts, NULL)) != -1) {
+            const char *key = NULL;
+            switch (opt) {
+            case 'S': key = create ? "subscriber" : NULL, bad |= !create; break;
+            case 'c': key = create ? "channel" : NULL, bad |= !create; break;
+            case 't': key = "target"; break;
+            case 'm': key = "mode"; break;
+            case 's': key = "schedule"; break;
+            case 'f':
+            case 'F':
+                if (!filter) filter = json_array();
+                if (opt == 'f') json_array_append_new(filter, json_string(optarg));
+                break;
+            case 'e':
+            case 'd':
+                bad |= create || (enable != -1 && enable != (opt == 'e'));
+                enable = opt == 'e';
+                break;
+            default: bad = 1;
+            }
+            if (key) json_object_set_new(body, key, json_string(optarg));
+        }
+        const char *id = create ? NULL : the_argument(argc, argv);
+        if (filter) json_object_set_new(body, "filter", filter);
+        if (enable != -1) json_object_set_new(body, "enabled", json_boolean(enable));
+        if (create && (optind != argc || !json_object_get(body, "subscriber") ||
+                       !json_object_get(body, "channel") || !json_object_get(body, "target")))
+            bad = 1;
+        if (!create && (!id || json_object_size(body) == 0)) bad = 1;
+        if (bad) {
+            json_decref(body);
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        if (create) {
+            v = call(c, "POST", "/v1/subscriptions", body);
+            if (v) print_with_secret(v);
+        } else {
+            id_path(path, sizeof(path), "/v1/subscriptions", id, "");
+            v = call(c, "PATCH", path, body);
+            if (v) print_pretty(v);
+        }
+        json_decref(body);
+    } else if (strcmp(sub, "list") == 0) {
+        static const struct option opts[] = {{"subscriber", required_argument, NULL, 'S'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {NULL, 0, NULL, 0}};
+        char query[512] = "";
+        int as_json = 0, opt;
+        CURL *curl = curl_easy_init();
+        if (!curl) sn_oom(0);
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "S:j", opts, NULL)) != -1) {
+            if (opt == 'S') {
+                query_add(curl, query, sizeof(query), "subscriber", optarg);
+            } else if (opt == 'j') {
+                as_json = 1;
+            } else {
+                curl_easy_cleanup(curl);
+                return 2;
+            }
+        }
+        curl_easy_cleanup(curl);
+        if (optind != argc) {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        snprintf(path, sizeof(path), "/v1/subscriptions%s", query);
+        v = call(c, "GET", path, NULL);
+        json_t *items = json_object_get(v, "items");
+        if (v && !as_json)
+            printf("%-6s %-14s %-8s %-10s %-9s %-32s %s\n", "ID", "SUBSCRIBER", "CHANNEL", "MODE",
+                   "STATE", "FILTER", "TARGET");
+        size_t i;
+        json_t *s;
+        json_array_foreach(items, i, s) print_subscription(s, as_json);
+    } else if (argc == 2 && strcmp(sub, "show") == 0) {
+        id_path(path, sizeof(path), "/v1/subscriptions", argv[1], "");
+        v = call(c, "GET", path, NULL);
+        if (v) print_pretty(v);
+    } else if (argc == 2 && strcmp(sub, "delete") == 0) {
+        struct client_reply r;
+        id_path(path, sizeof(path), "/v1/subscriptions", argv[1], "");
+        int rc = request(c, "DELETE", path, NULL, &r), ok = rc == 0 && r.status == 204;
+        if (ok)
+            printf("subscription %s deleted; its waiting deliveries are cancelled\n", argv[1]);
+        else if (rc == 0)
+            print_problem(&r);
+        free(r.body);
+        return ok ? 0 : 1;
+    } else if (argc == 2 && strcmp(sub, "rotate-secret") == 0) {
+        id_path(path, sizeof(path), "/v1/subscriptions", argv[1], "/rotate-secret");
+        v = call(c, "POST", path, NULL);
+        if (v) print_with_secret(v);
+        const char *until = json_string_value(json_object_get(v, "previous_secret_until"));
+        if (until) fprintf(stderr, "snctl: the previous secret still signs until %s\n", until);
+    } else if (argc == 2 && strcmp(sub, "test") == 0) {
+        id_path(path, sizeof(path), "/v1/subscriptions", argv[1], "/test");
+        v = call(c, "POST", path, NULL);
+        if (v) {
+            json_t *code = json_object_get(v, "status_code");
+            printf("delivered: %s%lld in %.0f ms\n", code ? "status " : "",
+                   (long long)json_integer_value(code),
+                   json_number_value(json_object_get(v, "latency_ms")));
+        }
+    } else {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    int ok = v != NULL;
+    json_decref(v);
+    return ok ? 0 : 1;
+}
+
+/* "active", "pending" (starts later) or "ended". */
+static const char *silence_state(const json_t *s)
+{
+    if (json_is_true(json_object_get(s, "active"))) return "active";
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    return strcmp(text_or(s, "starts_at", ""), now) > 0 ? "pending" : "ended";
+}
+
+static void print_silence(const json_t *s, int as_json)
+{
+    if (as_json) {
+        print_json_line(s);
+        return;
+    }
+    char matchers[1024];
+    printf("%-6lld %-8s %-20s %-20s %-12s %s  # %s\n",
+           (long long)json_integer_value(json_object_get(s, "id")), silence_state(s),
+           text_or(s, "starts_at", "-"), text_or(s, "ends_at", "-"), text_or(s, "created_by", "-"),
+           joined(json_object_get(s, "matchers"), matchers, sizeof(matchers)),
+           text_or(s, "comment", ""));
+}
+
+static int cmd_silences(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl silences create --matcher M... (--ends DATE | --for DURATION) "
+        "[--starts DATE] --comment TEXT\n"
+        "       snctl silences list [--all] [--json]\n"
+        "       snctl silences expire ID\n";
+    const char *sub = argc > 0 ? argv[0] : "";
+    json_t *v = NULL;
+    char path[1024];
+    if (strcmp(sub, "create") == 0) {
+        static const struct option opts[] = {
+            {"matcher", required_argument, NULL, 'm'}, {"ends", required_argument, NULL, 'e'},
+            {"for", required_argument, NULL, 'f'},     {"starts", required_argument, NULL, 's'},
+            {"comment", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+        json_t *body = json_object(), *matchers = json_array();
+        int opt, bad = 0;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "m:e:f:s:c:", opts, NULL)) != -1) {
+            switch (opt) {
+            case 'm': json_array_append_new(matchers, json_string(optarg)); break;
+            case 'e': json_object_set_new(body, "ends_at", json_string(optarg)); break;
+            case 'f': json_object_set_new(body, "duration", json_string(optarg)); break;
+            case 's': json_object_set_new(body, "starts_at", json_string(optarg)); break;
+            case 'c': json_object_set_new(body, "comment", json_string(optarg)); break;
+            default: bad = 1;
+            }
+        }
+        int has_ends = json_object_get(body, "ends_at") != NULL;
+        int has_for = json_object_get(body, "duration") != NULL;
+        if (!bad && (optind != argc || json_array_size(matchers) == 0 || has_ends == has_for ||
+                     !json_object_get(body, "comment"))) {
+            fprintf(stderr, "snctl: silences create needs at least one --matcher, exactly one of "
+                            "--ends and --for, and --comment\n");
+            bad = 1;
+        }
+        json_object_set_new(body, "matchers", matchers);
+        if (bad) {
+            json_decref(body);
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        v = call(c, "POST", "/v1/silences", body);
+        json_decref(body);
+        if (v)
+            printf("silence %lld created: %s from %s until %s\n",
+                   (long long)json_integer_value(json_object_get(v, "id")), silence_state(v),
+                   text_or(v, "starts_at", "-"), text_or(v, "ends_at", "-"));
+    } else if (strcmp(sub, "list") == 0) {
+        static const struct option opts[] = {
+            {"all", no_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+        int all = 0, as_json = 0, opt;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "aj", opts, NULL)) != -1) {
+            if (opt == 'a')
+                all = 1;
+            else if (opt == 'j')
+                as_json = 1;
+            else
+                return 2;
+        }
+        if (optind != argc) {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        v = call(c, "GET", all ? "/v1/silences" : "/v1/silences?active=true", NULL);
+        if (v && !as_json)
+            printf("%-6s %-8s %-20s %-20s %-12s %s  # %s\n", "ID", "STATE", "STARTS", "ENDS",
+                   "CREATED_BY", "MATCHERS", "COMMENT");
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(v, "items"), i, s) print_silence(s, as_json);
+    } else if (argc == 2 && strcmp(sub, "expire") == 0) {
+        id_path(path, sizeof(path), "/v1/silences", argv[1], "");
+        v = call(c, "DELETE", path, NULL);
+        if (v) printf("silence %s expired: it ended at %s\n", argv[1], text_or(v, "ends_at", "-"));
+    } else {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    int ok = v != NULL;
+    json_decref(v);
+    return ok ? 0 : 1;
+}
+
+static void print_delivery(const json_t *d, int as_json)
+{
+    if (as_json) {
+        print_json_line(d);
+        return;
+    }
+    printf(
+        "%-8lld %-10s %-7s %3lld  %-23s r%-3lld %-20s %s%s%s\n",
+        (long long)json_integer_value(json_object_get(d, "id")), text_or(d, "state", "-"),
+        text_or(d, "channel", "-"), (long long)json_integer_value(json_object_get(d, "attempts")),
+        text_or(d, "notice_id", "-"), (long long)json_integer_value(json_object_get(d, "revision")),
+        text_or(d, "created_at", "-"), text_or(d, "target", "-"),
+        json_is_string(json_object_get(d, "last_error")) ? "  # " : "",
+        text_or(d, "last_error", ""));
+}
+
+static int cmd_deliveries(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl deliveries list [--state S] [--channel C] [--subscription ID] "
+        "[--notice ID] [--json]\n"
+        "       snctl deliveries dead [--json]\n"
+        "       snctl deliveries show ID | retry ID\n";
+    const char *sub = argc > 0 ? argv[0] : "";
+    char path[4200];
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "dead") == 0) {
+        int dead = sub[0] == 'd';
+        static const struct option list_opts[] = {{"state", required_argument, NULL, 's'},
+                                                  {"channel", required_argument, NULL, 'c'},
+                                                  {"subscription", required_argument, NULL, 'S'},
+                                                  {"notice", required_argument, NULL, 'n'},
+                                                  {"json", no_argument, NULL, 'j'},
+                                                  {NULL, 0, NULL, 0}};
+        static const struct option dead_opts[] = {{"json", no_argument, NULL, 'j'},
+                                                  {NULL, 0, NULL, 0}};
+        static const char *const names[] = {
+            ['s'] = "state", ['c'] = "channel", ['S'] = "subscription", ['n'] = "notice"};
+        char query[4096] = "";
+        int as_json = 0, opt;
+        CURL *curl = curl_easy_init();
+        if (!curl) sn_oom(0);
+        if (dead) query_add(curl, query, sizeof(query), "state", "dead");
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, dead ? "j" : "s:c:S:n:j",
+                                  dead ? dead_opts : list_opts, NULL)) != -1) {
+            if (opt == 'j') {
+                as_json = 1;
+            } else if (opt < (int)SN_ARRAY_LEN(names) && names[opt]) {
+                query_add(curl, query, sizeof(query), names[opt], optarg);
+            } else {
+                curl_easy_cleanup(curl);
+                return 2;
+            }
+        }
+        curl_easy_cleanup(curl);
+        if (optind != argc) {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        char cursor[32] = "";
+        int ok = 1, header = !as_json;
+        do {
+            snprintf(path, sizeof(path), "/v1/deliveries%s%s%s%s", query,
+                     cursor[0] ? (query[0] ? "&" : "?") : "", cursor[0] ? "cursor=" : "", cursor);
+            json_t *v = call(c, "GET", path, NULL);
+            if (!v) {
+                ok = 0;
+                break;
+            }
+            if (header)
+                printf("%-8s %-10s %-7s %3s  %-23s %-4s %-20s %s\n", "ID", "STATE", "CHANNEL",
+                       "ATT", "NOTICE", "REV", "CREATED", "TARGET");
+            header = 0;
+            size_t i;
+            json_t *d;
+            json_array_foreach(json_object_get(v, "items"), i, d) print_delivery(d, as_json);
+            const char *next = json_string_value(json_object_get(v, "next_cursor"));
+            snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+            json_decref(v);
+        } while (cursor[0]);
+        return ok ? 0 : 1;
+    }
+    json_t *v = NULL;
+    if (argc == 2 && strcmp(sub, "show") == 0) {
+        id_path(path, sizeof(path), "/v1/deliveries", argv[1], "");
+        v = call(c, "GET", path, NULL);
+        if (v) print_pretty(v);
+    } else if (argc == 2 && strcmp(sub, "retry") == 0) {
+        id_path(path, sizeof(path), "/v1/deliveries", argv[1], "/retry");
+        v = call(c, "POST", path, NULL);
+        if (v)
+            printf("delivery %s is %s again, due %s\n", argv[1], text_or(v, "state", "-"),
+                   text_or(v, "due_at", "-"));
+    } else {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    int ok = v != NULL;
+    json_decref(v);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -544,6 +1023,12 @@ int main(int argc, char **argv)
         rc = cmd_rules(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "notices") == 0)
         rc = cmd_notices(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "subscriptions") == 0)
+        rc = cmd_subscriptions(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "silences") == 0)
+        rc = cmd_silences(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "deliveries") == 0)
+        rc = cmd_deliveries(&c, argc - optind - 1, argv + optind + 1);
     else {
         fprintf(stderr, "snctl: unknown command '%s'; see snctl --help\n", cmd);
         rc = 2;

@@ -26,6 +26,7 @@ libxml2-utils
 procps
 python3
 python3-prometheus-client
+python3-aiosmtpd
 "
 
 # Node.js runs test tools from the npm registry; a machine that has a node of

@@ -81,6 +81,14 @@ static inline char *xstrdup(const char *s)
     return p;
 }
 
+/* At most n bytes of s, terminated. */
+static inline char *xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (!p) sn_oom(n + 1);
+    return p;
+}
+
 /* Formats an error message into err (the err/errlen out-parameters that
  * functions returning enum sn_err take). */
 static inline void sn_errf(char *err, size_t errlen, const char *fmt, ...)

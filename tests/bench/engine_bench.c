@@ -595,7 +595,7 @@ static void run_history(const struct schema_set *schemas, uint64_t history, uint
     struct rule_set *rs = rules_for_history(schemas, held, res->error, sizeof(res->error));
     if (!rs) return;
     static const char *const unnamed[] = {"US-SD-OGLALA"};
-    struct engine_options options = {3, unnamed, SN_ARRAY_LEN(unnamed)};
+    struct engine_options options = {3, unnamed, SN_ARRAY_LEN(unnamed), NULL};
     struct revision_counts counts = {0};
     struct generator g;
     generator_init(&g, held);

@@ -23,8 +23,8 @@ CFLAGS="-std=gnu11 -Wall -Wextra -D_GNU_SOURCE -DSN_VERSION=\"fuzz\" -DSN_COMMIT
 # target: the broker modules it links
 targets="schema_fuzz cloudevent_fuzz rules_fuzz matcher_fuzz"
 deps_schema_fuzz="schema"
-deps_rules_fuzz="rules schema conf"
-deps_matcher_fuzz="rules schema conf"
+deps_rules_fuzz="rules matcher schema conf"
+deps_matcher_fuzz="rules matcher schema conf"
 deps_cloudevent_fuzz="ingest facts schema store log metrics http conf gen/migrations"
 
 mkdir -p "$build/obj/broker" "$build/obj/gen" "$build/bin" "$build/gen"

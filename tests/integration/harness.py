@@ -314,8 +314,27 @@ class Broker:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+_live_procs = []
+
+
+def spawn(argv, **kw):
+    """A helper process of a test (a receiver, a mock cluster) in a session of
+    its own, killed with its children when the test ends."""
+    proc = subprocess.Popen(argv, start_new_session=True, **kw)
+    _live_procs.append(proc)
+    return proc
+
+
 def cleanup_all():
     """Tears down every broker a test started; returns their problems()."""
+    for proc in list(_live_procs):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait(10)
+        _live_procs.remove(proc)
     reports = []
     for b in list(_live):
         reports.extend(b.problems())

@@ -159,7 +159,7 @@ static struct rule_set *rs;
 static struct collected got;
 static struct engine *eng;
 static const char *const unnamed_list[] = {"TRIBE-1"};
-static struct engine_options options = {3, unnamed_list, 1};
+static struct engine_options options = {3, unnamed_list, 1, NULL};
 
 static void setup(void)
 {

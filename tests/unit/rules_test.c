@@ -324,8 +324,8 @@ START_TEST(test_match_equal)
     const struct rule *r = rule_set_get(rs, 0);
     ck_assert_uint_eq(r->matcher_count, 1);
     ck_assert_int_eq(r->matchers[0].label, FACT_THEME);
-    ck_assert_int_eq(r->matchers[0].op, RULE_MATCH_EQ);
-    ck_assert_str_eq(r->matchers[0].value, "economic_support");
+    ck_assert_int_eq(r->matchers[0].m.op, MATCH_EQ);
+    ck_assert_str_eq(r->matchers[0].m.value, "economic_support");
     rule_set_free(rs);
 }
 END_TEST
@@ -336,7 +336,7 @@ START_TEST(test_match_not_equal)
     expect_match(rs, fact("partner", "law_enforcement", NULL), 0);
     expect_match(rs, fact("partner", "medical", NULL), 1);
     expect_match(rs, fact(NULL), 1); /* missing is "", which is not law_enforcement */
-    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].op, RULE_MATCH_NE);
+    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].m.op, MATCH_NE);
     rule_set_free(rs);
 }
 END_TEST
@@ -349,7 +349,7 @@ START_TEST(test_match_regex_anchored)
     expect_match(rs, fact("jurisdiction", "law_enforcement", NULL), 0);
     expect_match(rs, fact("jurisdiction", "outlaw", NULL), 0);
     expect_match(rs, fact(NULL), 0);
-    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].op, RULE_MATCH_RE);
+    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].m.op, MATCH_RE);
     rule_set_free(rs);
 
     rs = load_match("[\"jurisdiction=~US-(TN|CA)\"]");
@@ -387,7 +387,7 @@ START_TEST(test_match_regex_negated)
     expect_match(rs, fact("jurisdiction", "law", NULL), 0);
     expect_match(rs, fact("jurisdiction", "law_enforcement", NULL), 1); /* anchored too */
     expect_match(rs, fact(NULL), 1);
-    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].op, RULE_MATCH_NRE);
+    ck_assert_int_eq(rule_set_get(rs, 0)->matchers[0].m.op, MATCH_NRE);
     rule_set_free(rs);
 
     rs = load_match("[\"partner!~law_enforcement|judiciary\"]");
@@ -463,17 +463,17 @@ START_TEST(test_match_spelling)
     /* spaces around the operator, quoted values with \" and \\ */
     struct rule_set *rs = load_match("[\" theme = \\\"economic_support\\\" \"]");
     expect_match(rs, fact("theme", "economic_support", NULL), 1);
-    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].value, "economic_support");
+    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].m.value, "economic_support");
     rule_set_free(rs);
 
     rs = load_match("[\"jurisdiction=\\\"a \\\\\\\"b\\\\\\\\\\\"\"]");
-    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].value, "a \"b\\");
+    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].m.value, "a \"b\\");
     expect_match(rs, fact("jurisdiction", "a \"b\\", NULL), 1);
     rule_set_free(rs);
 
     /* in a quoted regex a backslash before anything else is kept */
     rs = load_match("[\"jurisdiction=~\\\"US\\\\.TN\\\"\"]");
-    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].value, "US\\.TN");
+    ck_assert_str_eq(rule_set_get(rs, 0)->matchers[0].m.value, "US\\.TN");
     expect_match(rs, fact("jurisdiction", "US.TN", NULL), 1);
     expect_match(rs, fact("jurisdiction", "US-TN", NULL), 0);
     rule_set_free(rs);
