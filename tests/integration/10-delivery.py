@@ -350,6 +350,9 @@ def test_dead_receiver_never_delays_a_healthy_one():
     # the failing ones end dead-lettered after the schedule (1 + 3 attempts)
     wait_for(lambda: b.psql("SELECT count(*) FROM outbox WHERE state = 'dead'") == str(2 * len(committed)),
              60, "the failing deliveries dead-lettered")
+    opened = {l.get("target") for l in b.logs() if l.get("msg", "").startswith("delivery: circuit breaker open")}
+    check(opened == {rx.url("/hang"), rx.url("/close")}, "the failing targets' breakers opened, not the healthy one's",
+          None, opened)
     for sub in (hang, closer):
         rows = b.psql("SELECT attempts, last_error FROM outbox WHERE subscription_id = %d" % sub["id"])
         for line in rows.splitlines():
@@ -466,3 +469,149 @@ def test_silence_holds_then_releases_the_latest():
           [json.loads(r["body"])["data"]["revision"] for r in got])
     check(b.psql("SELECT state FROM outbox WHERE subscription_id = %d ORDER BY revision" % sub["id"]).split() ==
           ["suppressed", "delivered"], "the earlier one suppressed")
+
+
+class HttpsReceiver:
+    """A webhook target over HTTPS with a certificate of the test's own CA."""
+
+    def __init__(self, d):
+        import http.server
+        import ssl
+        import threading
+        from delivery_util import make_tls
+        self.ca, cert, key = make_tls(d)
+        self.bodies = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_https_targets_are_verified():
+    import tempfile
+    trusted = HttpsReceiver(tempfile.mkdtemp(prefix="delivery-"))
+    unknown = HttpsReceiver(tempfile.mkdtemp(prefix="delivery-"))  # a CA of its own
+    try:
+        b = started(env={"SN_WEBHOOK_CA_FILE": trusted.ca})
+        # a certificate of another CA is not trusted: the test event fails
+        sub = subscribe(b, "https://127.0.0.1:%d/hook" % unknown.port, [])
+        st, res = api(b, "/v1/subscriptions/%d/test" % sub["id"], "POST")
+        check(st == 502 and "certificate" in res.get("error", "").lower() and not unknown.bodies,
+              "an unknown CA is refused", None, (st, res))
+        # webhook.ca_file's CA is
+        sub = subscribe(b, "https://127.0.0.1:%d/hook" % trusted.port, [])
+        st, res = api(b, "/v1/subscriptions/%d/test" % sub["id"], "POST")
+        check(st == 200 and res["status_code"] == 204 and len(trusted.bodies) == 1,
+              "delivered over verified TLS", None, (st, res))
+    finally:
+        trusted.close()
+        unknown.close()
+
+
+def test_two_processes_dispatch_each_delivery_once():
+    import tempfile
+    rx = WebhookReceiver(tempfile.mkdtemp(prefix="delivery-"))
+    provider = started(name="pg-provider")
+    provider.psql("CREATE DATABASE shared")
+    env = dict(BASE_ENV, SN_DATABASE_URL=provider.conninfo("shared"),
+               SN_KAFKA_BOOTSTRAP_SERVERS=provider.read("kafka.bootstrap").strip(),
+               SN_RULES_PATH=os.path.join(ROOT, "deploy", "rules"))
+    a = Broker(embedded=False, name="dispatch-a", env=env).start()
+    a.wait_ready()
+    c = Broker(embedded=False, name="dispatch-c", env=env).start()
+    c.wait_ready()
+    token = "sn_test_shared_admin_token_0123456789abcdef"
+    import hashlib
+    provider.psql("INSERT INTO tokens (role, name, token_sha256) VALUES ('admin', 'test', "
+                  "decode('%s', 'hex')); SELECT pg_notify('sn_tokens', 'created')"
+                  % hashlib.sha256(token.encode()).hexdigest(), dbname="shared")
+    wait_for(lambda: api(a, "/v1/subscriptions", token=token)[0] == 200 and
+             api(c, "/v1/subscriptions", token=token)[0] == 200, 10, "the token in both processes")
+    subs = [subscribe(a if i % 2 else c, rx.url("/p%d" % i), ["rule=" + TEAMWORK], token=token)
+            for i in range(10)]
+    for i, s in enumerate(subs):
+        rx.config("/p%d" % i, [s["secret"]])
+    for i in range(12):
+        j = JURIS[i % len(JURIS)]
+        target = a if i % 2 else c
+        st, _, body = post(target, token, event(j, "ev-%d" % i, teamwork_review(j, "R-%d" % i, T0 + i * DAY)))
+        check(st == 202, "review accepted", 202, (st, body))
+    try:
+        wait_for(lambda: provider.psql("SELECT count(*) FROM outbox WHERE state <> 'delivered'", dbname="shared")
+                 == "0" and int(provider.psql("SELECT count(*) FROM outbox", dbname="shared")) > 0, 30,
+                 "everything delivered")
+    except Exception:
+        raise AssertionError(provider.psql("SELECT channel, state, attempts, last_error, due_at - now() "
+                                           "FROM outbox WHERE state <> 'delivered'", dbname="shared"))
+    committed = int(provider.psql("SELECT count(*) FROM notice_revisions", dbname="shared"))
+    got = rx.requests()
+    check(len(got) == 10 * committed and all(r["verified"] for r in got),
+          "each revision once to each of the 10 subscribers", 10 * committed, len(got))
+    ids = [r["headers"]["webhook-id"] for r in got]
+    check(len(set(ids)) == len(ids), "no delivery made twice by the two dispatchers", None, ids)
+    check(provider.psql("SELECT count(*) FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id "
+                        "WHERE o.channel = 'webhook'", dbname="shared") == str(len(got)),
+          "one attempt per webhook delivery")
+
+
+def test_snctl_manages_subscriptions_silences_and_deliveries():
+    import tempfile
+    from harness import SNCTL
+    rx = WebhookReceiver(tempfile.mkdtemp(prefix="delivery-"))
+    b = started()
+
+    def snctl(*args, ok=True):
+        r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token-file", b.dir + "/admin.token"]
+                           + list(args), capture_output=True, text=True, timeout=60)
+        check((r.returncode == 0) == ok, "snctl " + " ".join(args), ok, (r.returncode, r.stdout, r.stderr))
+        return r.stdout
+
+    out = snctl("subscriptions", "create", "--subscriber", "US-TN", "--channel", "webhook", "--target",
+                rx.url("/cli"), "--filter", "rule=" + TEAMWORK, "--filter", "severity=~advisory|warning")
+    secret = out.splitlines()[0]
+    check(secret.startswith("whsec_"), "the secret alone on the first line", None, out)
+    sub_id = [s for s in api(b, "/v1/subscriptions")[1]["items"] if s["target"] == rx.url("/cli")][0]["id"]
+    rx.config("/cli", [secret])
+    check(rx.url("/cli") in snctl("subscriptions", "list"), "listed")
+    snctl("subscriptions", "test", str(sub_id))
+    check(rx.requests("/cli")[-1]["verified"], "snctl's test event is signed")
+    err = snctl("subscriptions", "create", "--subscriber", "US-TN", "--channel", "webhook", "--target",
+                "ftp://nowhere", ok=False)
+    check(err == "", "nothing on stdout for a refused subscription", "", err)
+    snctl("silences", "create", "--matcher", "rule=" + TEAMWORK, "--for", "1h", "--comment", "cli test")
+    listed = [json.loads(l) for l in snctl("silences", "list", "--json").splitlines() if l]
+    check(len(listed) == 1 and listed[0]["comment"] == "cli test" and listed[0]["active"], "silence listed",
+          None, listed)
+    send_teamwork(b, 5)
+    wait_for(lambda: b.psql("SELECT count(*) FROM outbox WHERE state = 'silenced'") == "1", 20, "held")
+    snctl("silences", "expire", str(listed[0]["id"]))
+    wait_for(lambda: len(rx.requests("/cli")) == 2, 20, "released on expiry")
+    deliveries = [json.loads(l) for l in snctl("deliveries", "list", "--json").splitlines() if l]
+    check(sorted(d["channel"] for d in deliveries) == ["kafka", "webhook"] and
+          all(d["state"] == "delivered" for d in deliveries), "deliveries listed", None, deliveries)
+    shown = snctl("deliveries", "show", str([d for d in deliveries if d["channel"] == "webhook"][0]["id"]))
+    check("delivered" in shown, "show has the history", None, shown)
+    snctl("subscriptions", "delete", str(sub_id))
+    check(rx.url("/cli") not in snctl("subscriptions", "list"), "deleted")
+    metrics = http("GET", b.url("/metrics"))[2].decode()
+    for name in ("sn_outbox_depth", "sn_outbox_oldest_undelivered_seconds", "sn_outbox_dead",
+                 'sn_delivery_attempt_seconds_count{channel="webhook"}',
+                 'sn_deliveries_total{channel="kafka",outcome="delivered"}'):
+        wait_for(lambda: name in http("GET", b.url("/metrics"))[2].decode(), 10, name + " in /metrics")
