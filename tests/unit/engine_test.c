@@ -329,6 +329,35 @@ START_TEST(test_one_notice_per_group)
 }
 END_TEST
 
+/* A rule that names no topic publishes to the configured default one
+ * (kafka.notices_topic), else to "safety-notices". */
+START_TEST(test_default_topic)
+{
+    struct rule_set *plain = load_rules(
+        "{\"rules\": [{\"id\": \"no-topic\", \"description\": \"test\","
+        " \"match\": [\"kind=improvement_opportunity\"], \"window\": \"10d\","
+        " \"levels\": [{\"severity\": \"watch\", \"min_reviews\": 1, \"min_jurisdictions\": 1}],"
+        " \"repeat_interval\": \"1d\", \"resolve_after\": \"1d\", \"headline\": \"h\","
+        " \"summary\": \"s\"}]}");
+    const char *topics[] = {"notices.custom", NULL};
+    const char *want[] = {"notices.custom", "safety-notices"};
+    for (int i = 0; i < 2; i++) {
+        struct engine_options opt = options;
+        opt.default_topic = topics[i];
+        struct collected mine = {json_array()};
+        struct engine *e = engine_new(plain, &opt, collect, &mine);
+        review(e, "AA", "a1", 1, T0, "safety_assessment");
+        ck_assert_uint_eq(json_array_size(mine.revisions), 1);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_array_get(mine.revisions, 0), "topic")),
+            want[i]);
+        engine_free(e);
+        json_decref(mine.revisions);
+    }
+    rule_set_free(plain);
+}
+END_TEST
+
 /* A data set of 60 reviews over 60 days from 6 jurisdictions, some amended. */
 static void feed(struct engine *e, int from, int to)
 {
@@ -465,6 +494,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_amended_review_retracts);
     tcase_add_test(tc, test_revision_privacy_and_breakdown);
     tcase_add_test(tc, test_one_notice_per_group);
+    tcase_add_test(tc, test_default_topic);
     tcase_add_loop_test(tc, test_restore_continues_exactly, 1, 60);
     tcase_add_test(tc, test_cost_does_not_keep_old_reviews);
     suite_add_tcase(s, tc);
