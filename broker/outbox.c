@@ -65,6 +65,14 @@ static struct target *target_get(struct outbox *o, const char *name)
     return t;
 }
 
+/* Targets whose attempts are limited and whose failures open a breaker: the
+ * receivers (webhook, email), not Kafka, whose producer batches and retries
+ * on its own. Test events are not deliveries. */
+static int tracked(const struct delivery *d)
+{
+    return d->id != 0 && strcmp(d->channel, "kafka") != 0;
+}
+
 static struct sink *sink_for(const struct outbox *o, const char *channel)
 {
     for (size_t i = 0; i < o->nsinks; i++)
@@ -155,12 +163,11 @@ static void on_done(struct delivery *d, int delivered, void *arg)
         delivery_free(d);
         return;
     }
-    struct target *t = target_get(o, d->target);
-    t->inflight--;
-    int is_kafka = strcmp(d->channel, "kafka") == 0;
-    if (delivered) {
-        t->failures = 0;
-    } else if (!is_kafka && ++t->failures >= o->opt.breaker_threshold && t->open_until < now_s()) {
+    struct target *t = tracked(d) ? target_get(o, d->target) : NULL;
+    if (t) t->inflight--;
+    if (!t || delivered) {
+        if (t) t->failures = 0;
+    } else if (++t->failures >= o->opt.breaker_threshold && t->open_until < now_s()) {
         t->open_until = now_s() + (double)o->opt.breaker_cooldown_ms / 1000;
         log_warn(json_pack("{s:s,s:i,s:I}", "target", d->target, "failures", t->failures,
                            "cooldown_ms", (json_int_t)o->opt.breaker_cooldown_ms),
@@ -199,7 +206,7 @@ static void start(struct outbox *o, struct delivery *d)
     struct sink *s = sink_for(o, d->channel);
     o->inflight++;
     d->started_at = now_s();
-    if (d->id) target_get(o, d->target)->inflight++;
+    if (tracked(d)) target_get(o, d->target)->inflight++;
     if (!s) {
         /* no sink for the channel here: e.g. email without smtp.url */
         struct sink *any = o->sinks[0];
