@@ -409,6 +409,14 @@ static int host_is_loopback(const char *host)
 /* The URL's scheme must be smtp or smtps, and plain text (smtp:// without
  * STARTTLS) is for loopback only: credentials and notices never cross a
  * network in clear. *implicit_tls says smtps. */
+static int server_ok(const struct mail_server *s, int *implicit_tls, char *err, size_t errlen);
+
+enum sn_err mail_server_check(const struct mail_server *s, char *err, size_t errlen)
+{
+    int implicit_tls;
+    return server_ok(s, &implicit_tls, err, errlen) ? SN_OK : SN_ERR_CONF;
+}
+
 static int server_ok(const struct mail_server *s, int *implicit_tls, char *err, size_t errlen)
 {
     if (!s->url) {

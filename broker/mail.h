@@ -34,6 +34,10 @@ struct mail_message {
 };
 
 /* An easy handle set up to send one message, and what must outlive it. */
+/* Checks the server settings mail_easy_new() would refuse (URL, scheme,
+ * plain text off loopback), so that a bad configuration stops the start. */
+enum sn_err mail_server_check(const struct mail_server *s, char *err, size_t errlen);
+
 struct mail_easy;
 
 /* Builds the message and a configured easy handle for it (URL, envelope,

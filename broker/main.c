@@ -499,6 +499,12 @@ static int start_delivery(struct broker *b, const char *conninfo)
                                        b->conf.smtp_ca_file[0] ? b->conf.smtp_ca_file : NULL,
                                        strcmp(b->conf.smtp_starttls, "required") == 0,
                                        (long)b->conf.smtp_timeout_ms};
+        char why[512];
+        if (mail_server_check(&ms, why, sizeof(why)) != SN_OK) {
+            log_error(json_pack("{s:i}", "exit_code", 2), "smtp.url: %s", why);
+            explicit_bzero(password, sizeof(password));
+            return -1;
+        }
         b->sinks[b->nsinks++] = sink_email_new(b->curl, &ms, b->conf.smtp_from);
         explicit_bzero(password, sizeof(password));
     }

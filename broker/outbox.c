@@ -418,6 +418,8 @@ void outbox_send_test(struct outbox *o, const char *channel, const char *target,
 {
     char issued_at[32];
     engine_format_time((int64_t)(now_s() * 1000), issued_at);
+    char month[8];
+    snprintf(month, sizeof(month), "%.7s", issued_at);
     struct delivery *d = xcalloc(1, sizeof(*d));
     d->notice_id = xstrdup("sn-00000000000000000000");
     d->revision = 1;
@@ -427,14 +429,15 @@ void outbox_send_test(struct outbox *o, const char *channel, const char *target,
     d->attempt = 1;
     d->retry_after_ms = -1;
     d->notice = json_pack(
-        "{s:s,s:i,s:s,s:s,s:s,s:{},s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:i,s:i,s:i,s:i},s:[],s:i,s:{},"
-        "s:s}",
+        "{s:s,s:i,s:s,s:s,s:s,s:{},s:s,s:s,s:s,s:{s:s,s:s,s:s},s:{s:i,s:i,s:i,s:i},s:[],s:i,"
+        "s:{s:{},s:{},s:{},s:{}},s:s}",
         "id", d->notice_id, "revision", 1, "status", "issued", "rule", "sn-broker-test", "severity",
         "advisory", "group", "topic", "safety-notices", "headline", "Test event from sn-broker",
         "summary", "This is a test of your subscription. It says nothing about any review.",
-        "window", "from", "2026-01", "to", "2026-01", "length", "0d", "counts", "reviews", 0,
+        "window", "from", month, "to", month, "length", "1 day", "counts", "reviews", 0,
         "jurisdictions", 0, "improvement_opportunities", 0, "family_needs", 0, "jurisdictions",
-        "unnamed_jurisdictions", 0, "breakdown", "issued_at", issued_at);
+        "unnamed_jurisdictions", 0, "breakdown", "cause", "age_band", "partner", "priority",
+        "issued_at", issued_at);
     if (!d->notice) sn_oom(0);
     struct test_ctx *t = xcalloc(1, sizeof(*t));
     t->done = done;

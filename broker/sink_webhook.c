@@ -334,8 +334,13 @@ static void webhook_send(struct sink *base, struct delivery *d)
     json_decref(event);
     if (!body) sn_oom(0);
     char msg_id[64];
+    unsigned char nonce[8];
     if (d->id)
         snprintf(msg_id, sizeof(msg_id), "msg_%lld", d->id);
+    else if (RAND_bytes(nonce, sizeof(nonce)) == 1)
+        /* test events are not deliveries: each its own id */
+        snprintf(msg_id, sizeof(msg_id), "msg_test_%02x%02x%02x%02x%02x%02x%02x%02x", nonce[0],
+                 nonce[1], nonce[2], nonce[3], nonce[4], nonce[5], nonce[6], nonce[7]);
     else
         snprintf(msg_id, sizeof(msg_id), "msg_test_%lld", (long long)time(NULL));
     long long now = (long long)time(NULL);

@@ -84,8 +84,9 @@ static void check_fields(const struct broker *b, const json_t *body, const char 
         }
     }
     const char *mode = json_string_value(json_object_get(body, "mode"));
-    if (mode && strcmp(mode, "digest") == 0 && !json_object_get(body, "schedule"))
-        add_error(errors, "/schedule", "is required for a digest subscription");
+    if (mode && strcmp(mode, "digest") == 0)
+        add_error(errors, "/mode",
+                  "digests are not sent by this version yet: subscribe with mode immediate");
 }
 
 /* The caller's jurisdiction for ownership checks: "" for admin. 0 (and a 403
@@ -184,6 +185,8 @@ void subscriptions_http_create(struct http_request *r)
         add_error(errors, "/enabled", "is for updates (PATCH) only");
     json_t *matchers = NULL;
     const char *channel = json_string_value(json_object_get(body, "channel"));
+    if (channel && strcmp(channel, "email") == 0 && !b->conf.smtp_url[0])
+        add_error(errors, "/channel", "this broker has no mail server (smtp.url): no email");
     if (json_array_size(errors) == 0) check_fields(b, body, channel, errors, &matchers);
     const char *subscriber = json_string_value(json_object_get(body, "subscriber"));
     if (json_array_size(errors) > 0) {
@@ -352,9 +355,6 @@ static void on_update_loaded(PGresult *res, void *arg)
     if (json_object_get(body, "channel"))
         add_error(errors, "/channel", "cannot be changed (delete and subscribe again)");
     const char *mode = json_string_value(json_object_get(body, "mode"));
-    if (mode && strcmp(mode, "digest") == 0 && PQgetisnull(res, 0, 2) &&
-        !json_object_get(body, "schedule") && json_array_size(errors) == 0)
-        add_error(errors, "/schedule", "is required for a digest subscription");
     if (json_array_size(errors) > 0) {
         json_decref(matchers);
         json_decref(body);
@@ -409,8 +409,8 @@ void subscriptions_http_update(struct http_request *r)
     struct update_ctx *c = xcalloc(1, sizeof(*c));
     c->r = r;
     c->body = body;
-    run_owned(r, "SELECT " SUBSCRIPTION_JSON ", channel, schedule FROM subscriptions WHERE " OWNED,
-              0, NULL, on_update_loaded, c);
+    run_owned(r, "SELECT " SUBSCRIPTION_JSON ", channel FROM subscriptions WHERE " OWNED, 0, NULL,
+              on_update_loaded, c);
 }
 
 /* ---- delete ---- */

@@ -46,7 +46,7 @@ static void usage(FILE *out)
             "            a notice with every revision; --cap: as an OASIS CAP 1.2 alert\n"
             "  subscriptions create --subscriber S --channel webhook|email --target URL|ADDRESS\n"
             "               [--filter MATCHER]... [--mode immediate|digest] [--schedule TEXT]\n"
-            "            subscribe (admin); a webhook's signing secret alone is printed on the\n"
+            "            subscribe (admin, or a subscriber token for its own jurisdiction); a webhook's signing secret alone is printed on the\n"
             "            first line, once. MATCHER: label=value, label!=value, label=~regex or\n"
             "            label!~regex over severity, rule, status, jurisdiction and the group\n"
             "            labels (theme, partner, ...); a notice must satisfy all of them\n"

@@ -177,6 +177,9 @@ LANGUAGE sql AS $$
                 OR (o.claimed_by IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = o.claimed_by)))
            AND NOT (o.target = ANY (busy))
+           -- a paused (disabled) subscription's deliveries wait
+           AND (o.subscription_id IS NULL
+                OR EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = o.subscription_id AND s.enabled))
            AND (with_kafka OR o.channel <> 'kafka')
          ORDER BY o.due_at, o.id
          LIMIT max_rows * 4

@@ -218,6 +218,17 @@ def test_every_channel_delivers_what_matches():
     check(b.psql("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'") ==
           b.psql("SELECT count(*) FROM outbox"), "one delivered attempt per delivery")
 
+    # an email subscription's test event is a real message too
+    before = len(smtp.messages())
+    st, res = api(b, "/v1/subscriptions/%d/test" % sub_mail["id"], "POST")
+    check(st == 200 and res["delivered"], "the email test event is sent", None, (st, res))
+    check(len(smtp.messages()) == before + 1, "one more message received", before + 1, len(smtp.messages()))
+    # digests are refused until this version sends them
+    st, p = api(b, "/v1/subscriptions", "POST", {"subscriber": "US-TN", "channel": "email",
+                                                 "target": "a@example.org", "mode": "digest",
+                                                 "schedule": "weekly"})
+    check(st == 422 and [e["pointer"] for e in p["errors"]] == ["/mode"], "digest refused for now", None, p)
+
     # test event, then rotation: both secrets sign during the overlap
     st, res = api(b, "/v1/subscriptions/%d/test" % sub_a["id"], "POST")
     check(st == 200 and res["delivered"] and res["status_code"] == 200, "the test event is delivered", None, res)
@@ -231,6 +242,8 @@ def test_every_channel_delivers_what_matches():
         last = rx.requests("/a")[-1]
         check(last["verified"] and len(last["headers"]["webhook-signature"].split()) == 2,
               "two signatures, each secret verifies", None, last)
+    test_ids = [r["headers"]["webhook-id"] for r in rx.requests("/a") if r["headers"]["webhook-id"].startswith("msg_test")]
+    check(len(test_ids) == 3 and len(set(test_ids)) == 3, "each test event has its own webhook-id", None, test_ids)
 
     # a subscriber token manages its own jurisdiction's subscriptions only
     tn = create_token(b, "subscriber", "US-TN")
@@ -289,7 +302,17 @@ def test_retries_with_growing_delays_retry_after_and_gone():
     rx.config("/flaky", [flaky["secret"]], [{"status": 500}] * 3)
     rx.config("/busy", [busy["secret"]], [{"status": 503, "headers": {"Retry-After": "2"}}])
     rx.config("/gone", [gone["secret"]], [], {"status": 410})
+    # no mail server configured here: email subscriptions are refused
+    st, p = api(b, "/v1/subscriptions", "POST", {"subscriber": "US-TN", "channel": "email",
+                                                 "target": "a@example.org"})
+    check(st == 422 and [e["pointer"] for e in p["errors"]] == ["/channel"], "no smtp.url, no email", None, p)
+    # a subscription paused while its delivery waits for a retry
+    paused = subscribe(b, rx.url("/paused"), ["rule=" + TEAMWORK])
+    rx.config("/paused", [paused["secret"]], [{"status": 503, "headers": {"Retry-After": "3"}}])
     check(len(one_revision(b)) == 1, "one revision")
+    wait_for(lambda: attempts(b, paused["id"]), 20, "the first attempt of the paused one")
+    st, _ = api(b, "/v1/subscriptions/%d" % paused["id"], "PATCH", {"enabled": False})
+    check(st == 200, "paused", 200, st)
 
     wait_for(lambda: len(attempts(b, flaky["id"])) == 4, 20, "four attempts")
     got = attempts(b, flaky["id"])
@@ -315,12 +338,18 @@ def test_retries_with_growing_delays_retry_after_and_gone():
     st, sub = api(b, "/v1/subscriptions/%d" % gone["id"])
     check(sub["enabled"] is False and "410" in (sub["disabled_reason"] or ""), "410 disables the subscription",
           None, sub)
-    # a later revision is not fanned out to it any more
+    # a later revision is not fanned out to a disabled (410) or paused one
     send_teamwork(b, 5, start=5)
     wait_for(lambda: caught_up(b), 20, "the engine")
-    time.sleep(1)
-    check(b.psql("SELECT count(*) FROM outbox WHERE subscription_id = %d" % gone["id"]) == "1",
-          "nothing more for a disabled subscription")
+    time.sleep(2.5)
+    for sub in (gone, paused):
+        check(b.psql("SELECT count(*) FROM outbox WHERE subscription_id = %d" % sub["id"]) == "1",
+              "nothing more for a disabled subscription")
+    check(len(attempts(b, paused["id"])) == 1 and time.time() - attempts(b, paused["id"])[0][3] > 3.5,
+          "the paused one's retry waits past its due time", None, attempts(b, paused["id"]))
+    st, _ = api(b, "/v1/subscriptions/%d" % paused["id"], "PATCH", {"enabled": True})
+    wait_for(lambda: [o for _, o, _, _ in attempts(b, paused["id"])] == ["retry", "delivered"], 10,
+             "the paused one's delivery once resumed")
 
 
 def test_dead_receiver_never_delays_a_healthy_one():
