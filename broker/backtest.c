@@ -54,6 +54,17 @@ static void finish(struct backtest *bt, const char *error)
 
 static void next_page(struct backtest *bt);
 
+static void on_key(PGresult *res, void *arg)
+{
+    struct backtest *bt = arg;
+    if (!res || store_failed(res) || PQntuples(res) != 1) {
+        finish(bt, res ? PQresultErrorMessage(res) : "the database connection was lost");
+        return;
+    }
+    engine_set_id_key(bt->engine, PQgetvalue(res, 0, 0));
+    next_page(bt);
+}
+
 static void on_page(PGresult *res, void *arg)
 {
     struct backtest *bt = arg;
@@ -105,5 +116,8 @@ void backtest_run(struct store *store, struct rule_set *rs, const struct engine_
     bt->revisions = json_array();
     bt->engine = engine_new(rs, opt, on_revision, bt);
     snprintf(bt->after_time, sizeof(bt->after_time), "-infinity");
-    next_page(bt);
+    /* the live engine's key, so that ids are the live ones */
+    if (store_query(store, "SELECT id_key FROM engine_state WHERE id = 1", 0, NULL, on_key, bt) !=
+        SN_OK)
+        finish(bt, "the database is not available");
 }

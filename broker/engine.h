@@ -68,6 +68,9 @@ typedef void (*engine_revision_fn)(json_t *revision, const char *group_key, int6
 struct engine *engine_new(const struct rule_set *rs, const struct engine_options *opt,
                           engine_revision_fn on_revision, void *arg);
 void engine_free(struct engine *e);
+/* The secret that keys notice ids (engine_state.id_key), copied; set it
+ * before the first fact. */
+void engine_set_id_key(struct engine *e, const char *key);
 
 /* How far back, from the clock, facts can still count: the longest window,
  * doubled for a growth rule (its previous window). */

@@ -176,10 +176,15 @@ static void log_db_error(const PGresult *res, const char *what)
 static void on_revision(json_t *revision, const char *group_key, int64_t started_at, void *arg)
 {
     struct leader *l = arg;
-    char started[32];
+    char started[32], now[32];
     engine_format_time(started_at, started);
     json_object_set_new(revision, "group_key", json_string(group_key));
     json_object_set_new(revision, "started_at", json_string(started));
+    /* published: when the broker issued it; kept apart: the event time that
+     * decided it (a review's finalized_at, finer than a notice may say) */
+    engine_format_time(wall_ms(), now);
+    json_object_set(revision, "event_time", json_object_get(revision, "issued_at"));
+    json_object_set_new(revision, "issued_at", json_string(now));
     json_array_append_new(l->revisions, revision);
 }
 
@@ -293,6 +298,7 @@ static void on_checkpoint(PGresult *res, void *arg)
     }
     l->generation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     l->last_fact_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    engine_set_id_key(l->engine, PQgetvalue(res, 0, 3));
     l->restore_clock =
         PQgetisnull(res, 0, 2) ? INT64_MIN : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     if (l->restore_clock != INT64_MIN) engine_restore_clock(l->engine, l->restore_clock);
@@ -311,8 +317,8 @@ static void start_restore(struct leader *l)
     l->engine = engine_new(l->rules, l->conf.options, on_revision, l);
     l->more_facts = l->tick_pending = 0;
     set_phase(l, PHASE_RESTORING);
-    query(l, "SELECT generation, last_fact_id, clock FROM engine_state WHERE id = 1", 0, NULL,
-          on_checkpoint);
+    query(l, "SELECT generation, last_fact_id, clock, id_key FROM engine_state WHERE id = 1", 0,
+          NULL, on_checkpoint);
 }
 
 static void on_lock(PGresult *res, void *arg)

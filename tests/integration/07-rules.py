@@ -6,6 +6,7 @@ twice and none missing; a bad rules reload keeps the running rules; the
 notices API (filters, cursor, CAP validated against the OASIS XSD)."""
 import hashlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -56,8 +57,14 @@ def caught_up(b):
                   "(SELECT coalesce(max(id), 0) FROM facts)") == "t"
 
 
+# A stored revision with its event time as issued_at: what a backtest (event
+# time only) gives. The published issued_at is the wall clock's.
+EVENT_BODY = ("jsonb_set(body, '{issued_at}', to_jsonb(to_char(event_time AT TIME ZONE 'UTC', "
+              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')))::text")
+
+
 def stored_revisions(b):
-    rows = b.psql("SELECT body::text FROM notice_revisions ORDER BY issued_at, notice_id, revision")
+    rows = b.psql("SELECT " + EVENT_BODY + " FROM notice_revisions ORDER BY event_time, notice_id, revision")
     return [json.loads(l) for l in rows.splitlines() if l]
 
 
@@ -100,8 +107,13 @@ def test_fixed_data_set_gives_the_expected_revisions():
     check(st == 200 and len(listing["items"]) == 1, "one teamwork notice", 1, listing)
     nid = listing["items"][0]["id"]
     st, notice = api(b, "/v1/notices/" + nid)
+    decided = {r["revision"]: r["issued_at"] for r in stored_revisions(b) if r["id"] == nid}
     got = [(r["revision"], r["status"], r["severity"], r["counts"]["reviews"], r["counts"]["jurisdictions"],
-            r["issued_at"]) for r in notice["revisions"]]
+            decided[r["revision"]]) for r in notice["revisions"]]
+    # published: the wall-clock time the broker issued each, never a review's time
+    now = time.time()
+    check(all(iso(now - 120) <= r["issued_at"] <= iso(now + 5) for r in notice["revisions"]),
+          "issued_at is when the broker issued the revision", None, [r["issued_at"] for r in notice["revisions"]])
     # issued at the 5th review (day 4: 5 reviews, 3 jurisdictions); escalated at
     # the 10th (day 9: 10 from 5); R-9's amendment (day 10) leaves 9 from 5,
     # below the warning: updated once repeat_interval (7d) after day 9, at day 16
@@ -140,13 +152,20 @@ def test_fixed_data_set_gives_the_expected_revisions():
     r = subprocess.run(["xmllint", "--noout", "--schema", CAP_XSD, path], capture_output=True, text=True)
     check(r.returncode == 0, "the CAP alert validates against CAP-v1.2.xsd", 0, r.stderr)
     text = xml.decode()
-    check("<msgType>Update</msgType>" in text and "<sent>2026-01-17T12:00:00-00:00</sent>" in text
-          and text.count(nid + ".r") == 3, "msgType, sent with an offset, references", None, text[:1500])
+    sent = notice["revisions"][-1]["issued_at"].replace("Z", "-00:00")
+    check("<msgType>Update</msgType>" in text and "<sent>%s</sent>" % sent in text
+          and text.count(nid + ".r") == 3, "msgType, sent with an offset, references", sent, text[:1500])
 
     # the same facts backtested give the same revisions (JSON Lines, in order)
     out = snctl(b, "rules", "backtest", "--rules", RULES_DIR, "--json")
     backtest = [json.loads(l) for l in out.splitlines()]
-    check(backtest == notice["revisions"], "backtest equals live", notice["revisions"], backtest)
+    # the id is keyed: not the plain hash of rule, group and start that anyone
+    # could search through a month of milliseconds for the start
+    unkeyed = "sn-" + hashlib.sha256(("teamwork-law-enforcement\n\n%d" % ((t0 + 4 * DAY) * 1000)).encode()
+                                     ).hexdigest()[:20]
+    check(nid != unkeyed and re.match(r"^sn-[0-9a-f]{20}$", nid), "the notice id is keyed", None, nid)
+    as_decided = [r for r in stored_revisions(b) if r["id"] == nid]
+    check(backtest == as_decided, "backtest equals live", as_decided, backtest)
 
 
 def sql_counts(b, rule, rev):
@@ -314,8 +333,8 @@ def test_leader_killed_mid_stream_is_replaced():
         return provider.psql("SELECT (SELECT last_fact_id FROM engine_state) = (SELECT max(id) FROM facts)",
                              dbname="shared") == "t"
     wait_for(done, 30, "b to evaluate every fact")
-    rows = provider.psql("SELECT body::text FROM notice_revisions ORDER BY issued_at, notice_id, revision",
-                         dbname="shared")
+    rows = provider.psql("SELECT " + EVENT_BODY + " FROM notice_revisions ORDER BY event_time, notice_id, "
+                         "revision", dbname="shared")
     live = [json.loads(l) for l in rows.splitlines() if l]
     r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token", secret, "rules", "backtest",
                         "--rules", RULES_DIR, "--json"], capture_output=True, text=True, timeout=120)
@@ -399,7 +418,7 @@ def test_the_wall_clock_tick_resolves_when_reviews_stop():
     check(api(b, "/v1/notices?status=resolved")[1]["items"] == [], "not resolved while the facts are in")
     wait_for(lambda: api(b, "/v1/notices?status=resolved")[1]["items"], 40, "the tick to resolve it")
     nid = api(b, "/v1/notices?status=resolved")[1]["items"][0]["id"]
-    revs = api(b, "/v1/notices/" + nid)[1]["revisions"]
+    revs = [r for r in stored_revisions(b) if r["id"] == nid]
     got = [(r["status"], r["counts"]["reviews"]) for r in revs]
     check(got == [("issued", 2), ("resolved", 0)], "issued, then resolved", None, got)
     # issued when the second review was evaluated: the clock had already been
