@@ -139,9 +139,10 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(BUILD)/fuzz
 
 # Benchmarks: figures as ratios against a baseline measured in the same run.
-bench: deps all $(BUILD)/bin/engine_bench
+bench: deps test-deps all $(BUILD)/bin/engine_bench
 	@tests/bench/ingest-http.sh $(BUILD)
 	@$(BUILD)/bin/engine_bench
+	@/usr/bin/python3 tests/bench/delivery.py $(BUILD)
 
 # make run DEMO=500 also loads 500 synthetic reviews once the broker is ready
 run: deps all

@@ -223,7 +223,10 @@ struct curl_loop *curl_loop_new(struct event_base *base)
     if ((mc = curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, socket_cb)) != CURLM_OK ||
         (mc = curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l)) != CURLM_OK ||
         (mc = curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb)) != CURLM_OK ||
-        (mc = curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l)) != CURLM_OK) {
+        (mc = curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l)) != CURLM_OK ||
+        /* keep connections to receivers open for reuse: the default cache
+         * (4 x the transfers running) drops them under bursts */
+        (mc = curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 1024L)) != CURLM_OK) {
         log_error(json_pack("{s:s}", "error", curl_multi_strerror(mc)),
                   "curl_loop: cannot set up the multi handle");
         goto fail;

@@ -11,7 +11,7 @@
 #include "sn.h"
 #include "store.h"
 
-#define CLAIM_BATCH     100
+#define CLAIM_BATCH     200
 #define POLL_MS         1000
 #define GAUGES_EVERY_MS 5000
 

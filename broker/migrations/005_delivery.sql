@@ -118,6 +118,10 @@ ALTER TABLE outbox
 CREATE UNIQUE INDEX outbox_once ON outbox (notice_id, revision, channel, target, subscription_id)
     NULLS NOT DISTINCT;
 CREATE INDEX outbox_silenced ON outbox (id) WHERE state = 'silenced';
+-- a claim reads the due rows in (due_at, id) order and stops: every row of one
+-- commit shares its due_at, which the due_at index alone would sort
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (due_at, id) WHERE state = 'pending';
 CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead';
 CREATE INDEX outbox_by_subscription ON outbox (subscription_id, id);
 
