@@ -644,3 +644,16 @@ def test_snctl_manages_subscriptions_silences_and_deliveries():
                  'sn_delivery_attempt_seconds_count{channel="webhook"}',
                  'sn_deliveries_total{channel="kafka",outcome="delivered"}'):
         wait_for(lambda: name in http("GET", b.url("/metrics"))[2].decode(), 10, name + " in /metrics")
+
+
+def test_email_over_implicit_tls():
+    import tempfile
+    smtp = SmtpReceiver(tempfile.mkdtemp(prefix="delivery-"), implicit_tls=True)
+    b = started(env=smtp.env())
+    sub = subscribe(b, "lead@example.org", [], channel="email")
+    st, res = api(b, "/v1/subscriptions/%d/test" % sub["id"], "POST")
+    check(st == 200 and res["delivered"], "sent over smtps://", None, (st, res))
+    (envelope, m), = smtp.messages()
+    check(envelope["tls"] and envelope["authenticated_as"] == SmtpReceiver.USER and
+          envelope["rcpt_tos"] == ["lead@example.org"], "TLS from the first byte, authenticated", None, envelope)
+    check(m.get_content_type() == "multipart/alternative", "a notice email", None, m.get_content_type())

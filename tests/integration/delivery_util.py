@@ -66,15 +66,18 @@ def make_tls(d):
 
 
 class SmtpReceiver:
-    """STARTTLS required, AUTH required (user sn-broker)."""
+    """STARTTLS required (or TLS from the start: implicit_tls), AUTH required
+    (user sn-broker)."""
     USER, PASSWORD = "sn-broker", "s3cret-pass"
 
-    def __init__(self, d):
+    def __init__(self, d, implicit_tls=False):
+        self.implicit_tls = implicit_tls
         self.dir = os.path.join(d, "mail")
         os.makedirs(self.dir, exist_ok=True)
         self.ca, cert, key = make_tls(d)
         self.proc = spawn(["/usr/bin/python3", os.path.join(RECEIVERS, "smtp_receiver.py"), "--dir",
-                           self.dir, "--tls-cert", cert, "--tls-key", key, "--require-starttls",
+                           self.dir, "--tls-cert", cert, "--tls-key", key,
+                           "--implicit-tls" if implicit_tls else "--require-starttls",
                            "--auth", "%s:%s" % (self.USER, self.PASSWORD)],
                           stdout=subprocess.PIPE, text=True)
         self.port = _first_line(self.proc, "the SMTP receiver")["port"]
@@ -83,7 +86,8 @@ class SmtpReceiver:
             f.write(self.PASSWORD + "\n")
 
     def env(self):
-        return {"SN_SMTP_URL": "smtp://127.0.0.1:%d" % self.port, "SN_SMTP_USERNAME": self.USER,
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        return {"SN_SMTP_URL": "%s://127.0.0.1:%d" % (scheme, self.port), "SN_SMTP_USERNAME": self.USER,
                 "SN_SMTP_PASSWORD_FILE": self.password_file, "SN_SMTP_CA_FILE": self.ca,
                 "SN_SMTP_FROM": "notices@sn.example.org"}
 
