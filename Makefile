@@ -24,17 +24,17 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
 	ingest ingest_http ingest_kafka auth tokens_http window matcher rules episode engine leader notice backtest \
 	notices_http rules_http stats_http subscriptions_http silences_http deliveries_http curl_loop \
-	sink sink_kafka sink_webhook mail sink_email outbox
+	sink sink_kafka sink_webhook mail sink_email outbox audit audit_http tls ratelimit
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
 UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
-	episode engine notice matcher mail curl_loop sink_webhook
+	episode engine notice matcher mail curl_loop sink_webhook audit ratelimit tls
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
-http_DEPS     = http conf log metrics
+http_DEPS     = http conf log metrics tls ratelimit
 token_DEPS    = token
 store_DEPS    = store log metrics gen/migrations
 kafka_DEPS    = kafka log metrics
@@ -52,6 +52,9 @@ matcher_DEPS  = matcher
 mail_DEPS     = mail schema
 curl_loop_DEPS = curl_loop log
 sink_webhook_DEPS = sink_webhook sink curl_loop log
+audit_DEPS    = audit
+ratelimit_DEPS = ratelimit
+tls_DEPS      = tls auth store log metrics gen/migrations
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check $(BUILD)/bin/sn-kafka-mock

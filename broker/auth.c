@@ -1,7 +1,10 @@
 #include "auth.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,12 +17,20 @@ struct cached_token {
     struct identity identity;
 };
 
+struct client_cert {
+    char *subject;
+    struct identity identity;
+    int line;
+};
+
 struct auth {
     struct store *store;
     struct cached_token *tokens;
     size_t count;
     int loaded;
     int reloading, reload_again;
+    struct client_cert *clients; /* sorted by subject */
+    size_t nclients;
 };
 
 static const char *const role_names[] = {"admin", "emitter", "subscriber"};
@@ -134,10 +145,215 @@ enum auth_result auth_check(const struct auth *a, const char *authorization, str
     return AUTH_OK;
 }
 
+static void free_clients(struct client_cert *clients, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(clients[i].subject);
+    free(clients);
+}
+
 void auth_free(struct auth *a)
 {
     if (!a) return;
     OPENSSL_cleanse(a->tokens, a->count * sizeof(*a->tokens));
     free(a->tokens);
+    free_clients(a->clients, a->nclients);
     free(a);
+}
+
+/* ^[A-Z]{2}(-[A-Z0-9]{1,12}){1,3}$, the jurisdiction of the review schema */
+static int jurisdiction_ok(const char *s)
+{
+    if (!isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1])) return 0;
+    int parts = 0;
+    for (s += 2; *s; parts++) {
+        if (*s++ != '-') return 0;
+        size_t n = 0;
+        while ((isupper((unsigned char)s[n]) || isdigit((unsigned char)s[n])) && n < 13)
+            n++;
+        if (n < 1 || n > 12) return 0;
+        s += n;
+    }
+    return parts >= 1 && parts <= 3;
+}
+
+static int compare_clients(const void *x, const void *y)
+{
+    return strcmp(((const struct client_cert *)x)->subject,
+                  ((const struct client_cert *)y)->subject);
+}
+
+/* The last word of line[0..*end) (words are split by blanks): its start in
+ * *start, its end in *end. 0 when there is none. */
+static int last_word(const char *line, size_t *start, size_t *end)
+{
+    size_t e = *end;
+    while (e > 0 && isspace((unsigned char)line[e - 1]))
+        e--;
+    size_t b = e;
+    while (b > 0 && !isspace((unsigned char)line[b - 1]))
+        b--;
+    if (b == e) return 0;
+    *start = b;
+    *end = e;
+    return 1;
+}
+
+/* One line (NUL-terminated, no line break) into c; 0, or -1 with err. */
+static int parse_client_line(char *line, const char *where, int lineno, struct client_cert *c,
+                             char *err, size_t errlen)
+{
+    size_t len = strlen(line), w1s, w1e = len, w2s = 0, w2e = 0;
+    enum auth_role role;
+    const char *jurisdiction = "";
+    size_t subject_end = 0;
+    int have_w1 = last_word(line, &w1s, &w1e);
+    w2e = have_w1 ? w1s : 0;
+    int have_w2 = have_w1 && last_word(line, &w2s, &w2e);
+    char w1[64] = "", w2[64] = "";
+    if (have_w1) snprintf(w1, sizeof(w1), "%.*s", (int)(w1e - w1s), line + w1s);
+    if (have_w2) snprintf(w2, sizeof(w2), "%.*s", (int)(w2e - w2s), line + w2s);
+    if (have_w1 && auth_role_parse(w1, &role) == 0) {
+        subject_end = w1s;
+    } else if (have_w2 && auth_role_parse(w2, &role) == 0) {
+        subject_end = w2s;
+        jurisdiction = w1;
+    } else {
+        sn_errf(err, errlen,
+                "%s:%d: expected <subject DN>  <role>  [<jurisdiction>], role one of admin, "
+                "emitter, subscriber",
+                where, lineno);
+        return -1;
+    }
+    while (subject_end > 0 && isspace((unsigned char)line[subject_end - 1]))
+        subject_end--;
+    line[subject_end] = '\0';
+    if (!line[0] || !strchr(line, '=')) {
+        sn_errf(err, errlen,
+                "%s:%d: '%s' is not a subject DN; write it as `openssl x509 -noout -subject "
+                "-nameopt RFC2253 -in CERT` prints it, without \"subject=\"",
+                where, lineno, line);
+        return -1;
+    }
+    if (strncmp(line, "subject=", 8) == 0) {
+        sn_errf(err, errlen, "%s:%d: drop the \"subject=\" that openssl prints before the DN",
+                where, lineno);
+        return -1;
+    }
+    if (role == ROLE_ADMIN && jurisdiction[0]) {
+        sn_errf(err, errlen, "%s:%d: an admin takes no jurisdiction ('%s')", where, lineno,
+                jurisdiction);
+        return -1;
+    }
+    if (role != ROLE_ADMIN && !jurisdiction[0]) {
+        sn_errf(err, errlen, "%s:%d: a%s %s needs a jurisdiction after the role", where, lineno,
+                role == ROLE_EMITTER ? "n" : "", auth_role_name(role));
+        return -1;
+    }
+    if (jurisdiction[0] && !jurisdiction_ok(jurisdiction)) {
+        sn_errf(err, errlen, "%s:%d: '%s' is not a jurisdiction code (such as US-TN or US-CA-LAC)",
+                where, lineno, jurisdiction);
+        return -1;
+    }
+    memset(c, 0, sizeof(*c));
+    c->subject = xstrdup(line);
+    c->identity.token_id = 0;
+    c->identity.role = role;
+    snprintf(c->identity.jurisdiction, sizeof(c->identity.jurisdiction), "%s", jurisdiction);
+    c->line = lineno;
+    return 0;
+}
+
+enum sn_err auth_clients_parse(struct auth *a, const char *text, const char *where, char *err,
+                               size_t errlen)
+{
+    struct client_cert *clients = NULL;
+    size_t n = 0;
+    int lineno = 0;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, "\n");
+        char *line = xstrndup(p, len);
+        p += len + (p[len] == '\n');
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s && *s != '#') {
+            clients = xrealloc(clients, (n + 1) * sizeof(*clients));
+            if (parse_client_line(s, where, lineno, &clients[n], err, errlen) != 0) {
+                free(line);
+                free_clients(clients, n);
+                return SN_ERR_CONF;
+            }
+            n++;
+        }
+        free(line);
+    }
+    if (n > 0) qsort(clients, n, sizeof(*clients), compare_clients);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(clients[i - 1].subject, clients[i].subject) == 0) {
+            int first =
+                clients[i - 1].line < clients[i].line ? clients[i - 1].line : clients[i].line;
+            int second = clients[i - 1].line + clients[i].line - first;
+            sn_errf(err, errlen, "%s:%d: subject '%s' is mapped already on line %d", where, second,
+                    clients[i].subject, first);
+            free_clients(clients, n);
+            return SN_ERR_CONF;
+        }
+    }
+    free_clients(a->clients, a->nclients);
+    a->clients = clients;
+    a->nclients = n;
+    return SN_OK;
+}
+
+enum sn_err auth_clients_load(struct auth *a, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        sn_errf(err, errlen, "tls.client_map %s: cannot open: %s", path, strerror(errno));
+        return SN_ERR_CONF;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        text = xrealloc(text, len + got + 1);
+        memcpy(text + len, chunk, got);
+        len += got;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(text);
+        sn_errf(err, errlen, "tls.client_map %s: cannot read", path);
+        return SN_ERR_CONF;
+    }
+    if (text && memchr(text, '\0', len)) {
+        free(text);
+        sn_errf(err, errlen, "tls.client_map %s: not a text file", path);
+        return SN_ERR_CONF;
+    }
+    if (text) text[len] = '\0';
+    enum sn_err rc = auth_clients_parse(a, text ? text : "", path, err, errlen);
+    free(text);
+    return rc;
+}
+
+size_t auth_clients_count(const struct auth *a)
+{
+    return a->nclients;
+}
+
+enum auth_result auth_check_client(const struct auth *a, const char *subject, struct identity *out)
+{
+    if (!subject) return AUTH_MISSING;
+    struct client_cert key = {0};
+    key.subject = (char *)subject;
+    const struct client_cert *found =
+        a->nclients ? bsearch(&key, a->clients, a->nclients, sizeof(key), compare_clients) : NULL;
+    if (!found) return AUTH_INVALID;
+    *out = found->identity;
+    return AUTH_OK;
 }

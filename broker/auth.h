@@ -1,12 +1,16 @@
-/* Bearer tokens: the live tokens' hashes are cached from the database and
- * reloaded when any process creates or revokes one (NOTIFY sn_tokens). A
- * presented token is hashed and compared with every cached hash in constant
- * time. */
+/* Who calls. Bearer tokens: the live tokens' hashes are cached from the
+ * database and reloaded when any process creates or revokes one (NOTIFY
+ * sn_tokens); a presented token is hashed and compared with every cached hash
+ * in constant time. Client certificates: a map from subject to identity,
+ * loaded from tls.client_map at start. */
 #ifndef SN_AUTH_H
 #define SN_AUTH_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stddef.h>
+
+#include "sn.h"
 
 struct store;
 struct auth;
@@ -32,6 +36,24 @@ void auth_load(struct auth *a, const PGresult *res);
 /* authorization is the Authorization header (may be NULL). */
 enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out);
 const char *auth_role_name(enum auth_role role);
+
+/* Client certificates (tls.client_map): the subject of a verified client
+ * certificate maps to an identity as a token does (its token_id is 0). */
+
+/* Replaces the map with the lines of text, each
+ * "<subject DN in RFC 2253 form>  <role>  [<jurisdiction>]"; blank lines and
+ * lines starting with # are skipped. The subject is everything before the
+ * role, spaces included. emitter and subscriber need a jurisdiction, admin
+ * takes none. where names the text in errors ("where:LINE: ..."); on error
+ * the map is left as it was. */
+enum sn_err auth_clients_parse(struct auth *a, const char *text, const char *where, char *err,
+                               size_t errlen);
+/* auth_clients_parse() of the file at path. */
+enum sn_err auth_clients_load(struct auth *a, const char *path, char *err, size_t errlen);
+size_t auth_clients_count(const struct auth *a);
+/* AUTH_MISSING when subject is NULL, AUTH_INVALID when the map does not
+ * name it. */
+enum auth_result auth_check_client(const struct auth *a, const char *subject, struct identity *out);
 int auth_role_parse(const char *name, enum auth_role *role);
 void auth_free(struct auth *a);
 

@@ -51,7 +51,8 @@ extern const struct http_route broker_routes[];
 extern const size_t broker_routes_count;
 
 /* Authenticates the request's bearer token; on failure replies (401, or 503
- * before the token cache is loaded) and returns 0. */
+ * before the token cache is loaded) and returns 0. On success an audited
+ * route's call is recorded from then on (audit_begin). */
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who);
 /* The same, and replies 403 unless the token is an admin's; what completes
  * "only an admin token ..." in the reply. */
@@ -89,6 +90,8 @@ void silences_http_expire(struct http_request *r);
 void deliveries_http_list(struct http_request *r);
 void deliveries_http_get(struct http_request *r);
 void deliveries_http_retry(struct http_request *r);
+/* audit_http.c */
+void audit_http_list(struct http_request *r);
 
 /* Loads the rules from rules.path again and hands them to the engine; on
  * errors (appended to errors, if not NULL) the running rules stay. */

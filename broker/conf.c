@@ -39,6 +39,33 @@ static const struct conf_key conf_keys[] = {
      "address of the HTTP API, host:port; port 0 picks a free port"},
     {"http", "max_body_size", CONF_SIZE, FIELD(http_max_body_size), "1MiB", 1024,
      1024LL * 1024 * 1024, {NULL}, "largest request body accepted (larger: 413)"},
+    {"http", "max_header_size", CONF_SIZE, FIELD(http_max_header_size), "16KiB", 1024,
+     1024 * 1024, {NULL},
+     "largest request line and headers accepted (larger: 431; over 4 times this libevent "
+     "answers 400 and closes the connection)"},
+    {"http", "max_connections", CONF_INT, FIELD(http_max_connections), "1024", 0, 1000000, {NULL},
+     "open client connections at most; one more is closed at once; 0: no limit"},
+    {"http", "read_timeout", CONF_DURATION, FIELD(http_read_timeout_ms), "30s", 1000, 3600000,
+     {NULL}, "a request (headers and body) must arrive whole within this of the connection "
+     "opening or the previous reply; also how long an idle connection stays open"},
+    {"http", "rate_limit", CONF_INT, FIELD(http_rate_limit), "0", 0, 1000000, {NULL},
+     "requests per second per token (or client certificate), on average; over it: 429 with "
+     "Retry-After; 0: no limit"},
+    {"http", "rate_burst", CONF_INT, FIELD(http_rate_burst), "100", 1, 1000000, {NULL},
+     "requests one token may make at once before http.rate_limit applies (its bucket's size)"},
+    {"tls", "cert_file", CONF_STRING, FIELD(tls_cert_file), "", 0, 0, {NULL},
+     "server certificate chain (PEM) of the HTTP API; empty: plain HTTP"},
+    {"tls", "key_file", CONF_STRING, FIELD(tls_key_file), "", 0, 0, {NULL},
+     "private key (PEM) of tls.cert_file"},
+    {"tls", "client_ca_file", CONF_STRING, FIELD(tls_client_ca_file), "", 0, 0, {NULL},
+     "CA certificates (PEM) client certificates are verified against; empty: none asked for"},
+    {"tls", "client_auth", CONF_CHOICE, FIELD(tls_client_auth), "required", 0, 0,
+     {"required", "optional", NULL},
+     "with tls.client_ca_file: required refuses a handshake without a valid client "
+     "certificate; optional also lets clients in without one (they use bearer tokens)"},
+    {"tls", "client_map", CONF_STRING, FIELD(tls_client_map), "", 0, 0, {NULL},
+     "file mapping client certificate subjects to a role and jurisdiction, one per line: "
+     "<subject DN, RFC 2253>  <role>  [<jurisdiction>]"},
     {"schemas", "dir", CONF_STRING, FIELD(schemas_dir), "", 0, 0, {NULL},
      "directory of the JSON Schemas and vocabulary; empty: the schemas/ beside the binary's "
      "source tree, then /usr/share/sn-broker/schemas"},

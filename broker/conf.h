@@ -12,6 +12,16 @@
 struct conf {
     char *http_listen;
     int64_t http_max_body_size;
+    int64_t http_max_header_size;
+    int64_t http_max_connections;
+    int64_t http_read_timeout_ms;
+    int64_t http_rate_limit;
+    int64_t http_rate_burst;
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_client_ca_file;
+    char *tls_client_auth;
+    char *tls_client_map;
     char *schemas_dir;
     char *database_url;
     int64_t database_reconnect_max_ms;

@@ -7,6 +7,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
 
 #include "sn.h"
 
@@ -33,6 +35,12 @@ struct http_request {
     char *params[HTTP_MAX_PARAMS];
     int nparams;
     double started_at;
+    /* Called by the reply once it is sent, before the request is freed,
+     * with its status (audit.c records the call there); it owns
+     * on_reply_arg, and must not touch req (libevent frees it at once when
+     * the client has gone). */
+    void (*on_reply)(struct http_request *r, int status);
+    void *on_reply_arg;
 };
 
 /* routes must outlive the server. */
@@ -46,6 +54,37 @@ enum sn_err http_server_listen(struct http_server *s, const char *address, char 
 void http_server_stop_accepting(struct http_server *s);
 unsigned http_server_inflight(const struct http_server *s);
 void http_server_free(struct http_server *s);
+
+/* What one client may hold and send. */
+struct http_limits {
+    /* open connections at most; the next one is closed as soon as it is
+     * accepted (evhttp cannot answer before it has read a request); 0: none */
+    unsigned max_connections;
+    /* a request, headers and body, must arrive whole within this of its
+     * connection opening or of the previous reply (a slow client is cut);
+     * also how long an idle connection stays open */
+    int64_t read_timeout_ms;
+    /* request line and headers: over it 431; over 4 times it libevent answers
+     * 400 and closes the connection before any handler runs */
+    size_t max_header_size;
+    /* requests per second per caller (http_rate_limit_or_reply); 0: none */
+    unsigned rate_limit;
+    unsigned rate_burst; /* requests at once above the rate */
+};
+
+/* Until called: no connection or rate limit, read_timeout 30 s,
+ * max_header_size 16 KiB. Before http_server_listen. */
+void http_server_set_limits(struct http_server *s, const struct http_limits *limits);
+/* Connections handshake TLS with ctx from then on; the server owns ctx.
+ * Before http_server_listen. */
+void http_server_set_tls(struct http_server *s, SSL_CTX *ctx);
+/* The subject (RFC 2253) of the verified certificate the client of r's
+ * connection presented; NULL over plain HTTP or without one. Worked out at
+ * the connection's first request, kept for the next. */
+const char *http_request_peer_subject(struct http_request *r);
+/* Counts a request of caller (a token's or certificate's key) against
+ * rate_limit; over it replies 429 with Retry-After and returns 0. */
+int http_rate_limit_or_reply(struct http_request *r, const char *caller);
 
 /* Matches path against pattern segment by segment; each {name} segment
  * captures its percent-decoded value into params (the caller frees them).

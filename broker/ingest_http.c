@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "broker.h"
 #include "ingest.h"
@@ -120,6 +121,7 @@ struct item_ctx {
     struct submission *sub;
     size_t index;
     char *source, *id;
+    json_t *audited; /* borrowed: its item in the audit entry, or NULL */
 };
 
 static void submission_done(struct submission *sub)
@@ -135,6 +137,8 @@ static void on_stored(enum ingest_outcome outcome, void *arg)
     struct item_ctx *item = arg;
     struct submission *sub = item->sub;
     json_t *body = outcome_body(outcome, item->source, item->id);
+    if (item->audited)
+        json_object_set_new(item->audited, "status", json_integer(outcome_status(outcome)));
     if (sub->batch) {
         json_object_set_new(body, "index", json_integer((json_int_t)item->index));
         json_object_set_new(body, "status", json_integer(outcome_status(outcome)));
@@ -160,11 +164,17 @@ static int handle_event(struct broker *b, struct submission *sub, size_t index, 
         ingest_problem_clear(&problem);
         return problem.status;
     }
+    /* the audit entry names the event and its review: ids, never content */
+    json_t *audited = audit_note_item(sub->r, "events",
+                                      json_pack("{s:I,s:s,s:s,s:s,s:s}", "index", (json_int_t)index,
+                                                "source", ev->source, "id", ev->id, "jurisdiction",
+                                                ev->jurisdiction, "review_id", ev->review_id));
     if (who->role == ROLE_EMITTER && strcmp(who->jurisdiction, ev->jurisdiction) != 0) {
         char detail[256];
         snprintf(detail, sizeof(detail), "this token may submit reviews of %s only, not of %s",
                  who->jurisdiction, ev->jurisdiction);
         *problem_out = problem_body(403, "Forbidden", detail, NULL);
+        if (audited) json_object_set_new(audited, "status", json_integer(403));
         ingest_event_free(ev);
         return 403;
     }
@@ -173,6 +183,7 @@ static int handle_event(struct broker *b, struct submission *sub, size_t index, 
     item->index = index;
     item->source = xstrdup(ev->source);
     item->id = xstrdup(ev->id);
+    item->audited = audited;
     sub->outstanding++;
     ingest_submit(b->ingest, ev, "http", on_stored, item);
     return 0;

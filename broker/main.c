@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "audit.h"
 #include "auth.h"
 #include "curl_loop.h"
 #include "outbox.h"
@@ -25,6 +26,7 @@
 #include "rules.h"
 #include "metrics.h"
 #include "store.h"
+#include "tls.h"
 
 #define HARD_DEADLINE_MS 9500 /* SIGTERM to exit: within 10 s, whatever hangs */
 #define DRAIN_POLL_MS    50
@@ -112,7 +114,8 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     size_t inflight = http_server_inflight(b->http) + ingest_pending(b->ingest) +
-                      ingest_kafka_inflight(b->ingest_kafka) + outbox_busy(b->outbox);
+                      ingest_kafka_inflight(b->ingest_kafka) + outbox_busy(b->outbox) +
+                      audit_inflight();
     double waited_ms = (http_now() - b->shutdown_started_at) * 1000;
     if (inflight == 0 || waited_ms >= (double)b->conf.shutdown_timeout_ms) {
         if (inflight)
@@ -177,13 +180,14 @@ static void announce_if_ready(struct broker *b)
             begin_shutdown(b, 1);
             return;
         }
+        const char *scheme = b->conf.tls_cert_file[0] ? "https" : "http";
         printf("\nsn-broker is ready (embedded mode, data in %s)\n"
-               "  HTTP API         http://%s  (try: curl http://%s/readyz)\n"
+               "  HTTP API         %s://%s  (try: curl %s://%s/readyz)\n"
                "  Kafka bootstrap  %s%s\n"
                "  Admin token      %s/admin.token\n"
                "Stop with Ctrl-C.\n\n",
-               embedded_dir(b->embedded), b->http_address, b->http_address, b->kafka_bootstrap,
-               b->kafka_mock ? "  (in-memory mock cluster: not durable)" : "",
+               embedded_dir(b->embedded), scheme, b->http_address, scheme, b->http_address,
+               b->kafka_bootstrap, b->kafka_mock ? "  (in-memory mock cluster: not durable)" : "",
                embedded_dir(b->embedded));
         fflush(stdout);
     }
@@ -512,6 +516,42 @@ static int start_delivery(struct broker *b, const char *conninfo)
     return 0;
 }
 
+/* The limits and TLS of the HTTP listener (http.*, tls.*). Returns an exit
+ * code, 0 to go on. */
+static int configure_listener(struct broker *b)
+{
+    const struct conf *c = &b->conf;
+    const struct http_limits limits = {(unsigned)c->http_max_connections, c->http_read_timeout_ms,
+                                       (size_t)c->http_max_header_size,
+                                       (unsigned)c->http_rate_limit, (unsigned)c->http_rate_burst};
+    http_server_set_limits(b->http, &limits);
+    const char *problem = NULL;
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        problem = "tls.cert_file and tls.key_file go together";
+    else if (!c->tls_cert_file[0] && (c->tls_client_ca_file[0] || c->tls_client_map[0]))
+        problem = "tls.client_ca_file and tls.client_map need tls.cert_file and tls.key_file";
+    else if (c->tls_client_map[0] && !c->tls_client_ca_file[0])
+        problem = "tls.client_map needs tls.client_ca_file (the CA of the client certificates)";
+    if (problem) {
+        log_error(json_pack("{s:i}", "exit_code", 2), "configuration error: %s", problem);
+        return 2;
+    }
+    if (!c->tls_cert_file[0]) return 0;
+    const struct tls_options o = {c->tls_cert_file, c->tls_key_file, c->tls_client_ca_file,
+                                  strcmp(c->tls_client_auth, "required") == 0};
+    char err[1024];
+    SSL_CTX *ctx = tls_server_ctx_new(&o, err, sizeof(err));
+    if (!ctx) {
+        log_error(json_pack("{s:i}", "exit_code", 2), "configuration error: %s", err);
+        return 2;
+    }
+    http_server_set_tls(b->http, ctx);
+    log_info(json_pack("{s:s}", "client_certificates",
+                       !c->tls_client_ca_file[0] ? "not asked for" : c->tls_client_auth),
+             "TLS on the HTTP API (1.2 and 1.3)");
+    return 0;
+}
+
 static int start(struct broker *b)
 {
     char err[1024];
@@ -575,13 +615,16 @@ static int start(struct broker *b)
 
     b->http = http_server_new(b->base, broker_routes, broker_routes_count,
                               (size_t)b->conf.http_max_body_size, b);
+    code = configure_listener(b);
+    if (code) return code;
     if (http_server_listen(b->http, b->conf.http_listen, b->http_address,
                            sizeof(b->http_address)) != SN_OK) {
         log_error(json_pack("{s:s,s:s}", "listen", b->conf.http_listen, "error", strerror(errno)),
                   "cannot listen on http.listen");
         return 1;
     }
-    log_info(json_pack("{s:s}", "address", b->http_address), "http listening");
+    log_info(json_pack("{s:s,s:b}", "address", b->http_address, "tls", b->conf.tls_cert_file[0]),
+             "http listening");
 
     const struct store_hooks sh = {on_store_state, on_store_notify, b};
     const char *conninfo = b->embedded ? embedded_conninfo(b->embedded) : b->conf.database_url;
@@ -589,6 +632,15 @@ static int start(struct broker *b)
     store_set_query_timeout(b->store, b->conf.database_query_timeout_ms);
     store_listen(b->store, AUTH_CHANNEL);
     b->auth = auth_new(b->store);
+    if (b->conf.tls_client_map[0]) {
+        if (auth_clients_load(b->auth, b->conf.tls_client_map, err, sizeof(err)) != SN_OK) {
+            log_error(json_pack("{s:i}", "exit_code", 2), "configuration error: %s", err);
+            return 2;
+        }
+        log_info(json_pack("{s:s,s:I}", "file", b->conf.tls_client_map, "subjects",
+                           (json_int_t)auth_clients_count(b->auth)),
+                 "client certificate map loaded");
+    }
     b->ingest = ingest_new(b->store);
     const struct leader_conf lc = {conninfo, b->conf.database_reconnect_max_ms,
                                    b->conf.database_query_timeout_ms, b->conf.rules_tick_ms,

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "kafka.h"
 #include "leader.h"
@@ -28,13 +29,41 @@ int broker_ready(const struct broker *b, json_t *checks)
     return db && kafka && !b->shutting_down;
 }
 
+/* A caller identified: counted against http.rate_limit (by token, or by
+ * certificate subject), then its call is audited. */
+static int admit_or_reply(struct http_request *r, const struct identity *who, const char *subject)
+{
+    size_t len = subject ? strlen(subject) + 6 : 32;
+    char *caller = xmalloc(len);
+    if (subject)
+        snprintf(caller, len, "cert:%s", subject);
+    else
+        snprintf(caller, len, "token:%lld", who->token_id);
+    int admitted = http_rate_limit_or_reply(r, caller);
+    free(caller);
+    if (admitted) audit_begin(r, who, subject);
+    return admitted;
+}
+
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
 {
     struct broker *b = r->app;
     const char *header =
         evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    /* a bearer token says who calls when there is one; else a client
+     * certificate (mTLS) does, once tls.client_map names its subject */
+    const char *subject = header ? NULL : http_request_peer_subject(r);
+    if (subject) {
+        if (auth_check_client(b->auth, subject, who) == AUTH_OK)
+            return admit_or_reply(r, who, subject);
+        http_reply_problem(r, 403, "Forbidden",
+                           "the client certificate's subject is not mapped to a role "
+                           "(tls.client_map); use a mapped certificate or send a bearer token",
+                           json_pack("{s:s}", "subject", subject));
+        return 0;
+    }
     switch (auth_check(b->auth, header, who)) {
-    case AUTH_OK: return 1;
+    case AUTH_OK: return admit_or_reply(r, who, NULL);
     case AUTH_UNAVAILABLE: http_reply_unavailable(r, "tokens are not loaded yet"); return 0;
     case AUTH_MISSING:
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
@@ -121,5 +150,6 @@ const struct http_route broker_routes[] = {
     {"GET", "/v1/deliveries", deliveries_http_list},
     {"GET", "/v1/deliveries/{id}", deliveries_http_get},
     {"POST", "/v1/deliveries/{id}/retry", deliveries_http_retry},
+    {"GET", "/v1/audit", audit_http_list},
 };
 const size_t broker_routes_count = SN_ARRAY_LEN(broker_routes);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "conf.h"
 #include "engine.h"
@@ -133,6 +134,7 @@ static void on_created(PGresult *res, void *arg)
                            "created_by", json_object_get(silence, "created_by"), "matchers",
                            c->matchers, "ends_at", json_object_get(silence, "ends_at")),
                  "silence created");
+        audit_note(r, json_pack("{s:O}", "silence_id", json_object_get(silence, "id")));
         http_reply_json(r, 201, silence);
     }
     json_decref(c->matchers);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "log.h"
 #include "matcher.h"
@@ -159,6 +160,9 @@ static void on_created(PGresult *res, void *arg)
         log_info(json_pack("{s:s,s:s}", "subscription", PQgetvalue(res, 0, 1), "subscriber",
                            PQgetvalue(res, 0, 2)),
                  "subscription created");
+        audit_note(c->r, json_pack("{s:I,s:s}", "subscription_id",
+                                   (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                                   "subscriber", PQgetvalue(res, 0, 2)));
         reply_object(c->r, 201, res, c->secret);
     }
     free(c->secret);
@@ -292,16 +296,10 @@ static void on_one(PGresult *res, void *arg)
 
 /* Runs sql ($1 id, $2 owner, then extra) for the subscription of the path,
  * replying with its object (or 404). */
-static void run_owned(struct http_request *r, const char *sql, int nextra, const char *const *extra,
-                      store_result_fn cb, void *arg)
+static void query_owned(struct http_request *r, const char *owner, const char *sql, int nextra,
+                        const char *const *extra, store_result_fn cb, void *arg)
 {
     struct broker *b = r->app;
-    struct identity who;
-    const char *owner;
-    if (!owner_or_reply(r, &who, &owner) || !id_or_reply(r)) {
-        if (arg != r) free(arg);
-        return;
-    }
     const char *params[8] = {r->params[0], owner};
     for (int i = 0; i < nextra && i < 6; i++)
         params[2 + i] = extra[i];
@@ -309,6 +307,19 @@ static void run_owned(struct http_request *r, const char *sql, int nextra, const
         http_reply_unavailable(r, "the database is not available");
         if (arg != r) free(arg);
     }
+}
+
+/* query_owned() once the caller may manage the subscription of the path. */
+static void run_owned(struct http_request *r, const char *sql, int nextra, const char *const *extra,
+                      store_result_fn cb, void *arg)
+{
+    struct identity who;
+    const char *owner;
+    if (!owner_or_reply(r, &who, &owner) || !id_or_reply(r)) {
+        if (arg != r) free(arg);
+        return;
+    }
+    query_owned(r, owner, sql, nextra, extra, cb, arg);
 }
 
 void subscriptions_http_get(struct http_request *r)
@@ -322,6 +333,7 @@ void subscriptions_http_get(struct http_request *r)
 struct update_ctx {
     struct http_request *r;
     json_t *body;
+    char owner[64];
 };
 
 static void on_updated(PGresult *res, void *arg)
@@ -340,6 +352,8 @@ static void on_update_loaded(PGresult *res, void *arg)
     struct http_request *r = c->r;
     struct broker *b = r->app;
     json_t *body = c->body;
+    char owner[64];
+    snprintf(owner, sizeof(owner), "%s", c->owner);
     free(c);
     if (!res || store_failed(res) || PQntuples(res) != 1) {
         on_one(res, r);
@@ -373,14 +387,14 @@ static void on_update_loaded(PGresult *res, void *arg)
                            mode,
                            json_string_value(json_object_get(body, "schedule")),
                            enabled ? (json_is_true(enabled) ? "true" : "false") : NULL};
-    run_owned(r,
-              "UPDATE subscriptions SET target = COALESCE($3, target), "
-              "filter = COALESCE($4::jsonb, filter), matchers = COALESCE($5::jsonb, matchers), "
-              "mode = COALESCE($6, mode), schedule = COALESCE($7, schedule), "
-              "enabled = COALESCE($8::boolean, enabled), "
-              "disabled_reason = CASE WHEN $8::boolean THEN NULL ELSE disabled_reason END, "
-              "updated_at = now() WHERE " OWNED " RETURNING " SUBSCRIPTION_JSON,
-              6, extra, on_updated, r);
+    query_owned(r, owner,
+                "UPDATE subscriptions SET target = COALESCE($3, target), "
+                "filter = COALESCE($4::jsonb, filter), matchers = COALESCE($5::jsonb, matchers), "
+                "mode = COALESCE($6, mode), schedule = COALESCE($7, schedule), "
+                "enabled = COALESCE($8::boolean, enabled), "
+                "disabled_reason = CASE WHEN $8::boolean THEN NULL ELSE disabled_reason END, "
+                "updated_at = now() WHERE " OWNED " RETURNING " SUBSCRIPTION_JSON,
+                6, extra, on_updated, r);
     free(filter_text);
     free(matchers_text);
     json_decref(body);
@@ -389,6 +403,9 @@ static void on_update_loaded(PGresult *res, void *arg)
 void subscriptions_http_update(struct http_request *r)
 {
     struct broker *b = r->app;
+    struct identity who;
+    const char *owner;
+    if (!owner_or_reply(r, &who, &owner) || !id_or_reply(r)) return;
     json_t *body = http_body_json_or_reply(r);
     if (!body) return;
     /* the schema without its "required": every member is optional here */
@@ -409,8 +426,9 @@ void subscriptions_http_update(struct http_request *r)
     struct update_ctx *c = xcalloc(1, sizeof(*c));
     c->r = r;
     c->body = body;
-    run_owned(r, "SELECT " SUBSCRIPTION_JSON ", channel FROM subscriptions WHERE " OWNED, 0, NULL,
-              on_update_loaded, c);
+    snprintf(c->owner, sizeof(c->owner), "%s", owner);
+    query_owned(r, owner, "SELECT " SUBSCRIPTION_JSON ", channel FROM subscriptions WHERE " OWNED,
+                0, NULL, on_update_loaded, c);
 }
 
 /* ---- delete ---- */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "broker.h"
 #include "log.h"
@@ -34,6 +35,9 @@ static void on_created(PGresult *res, void *arg)
         log_info(json_pack("{s:s,s:s,s:s}", "token_id", PQgetvalue(res, 0, 0), "role",
                            PQgetvalue(res, 0, 1), "jurisdiction", jurisdiction),
                  "token created");
+        audit_note(c->r, json_pack("{s:O,s:O,s:O}", "token_id", json_object_get(body, "id"), "role",
+                                   json_object_get(body, "role"), "jurisdiction",
+                                   json_object_get(body, "jurisdiction")));
         http_reply_json(c->r, 201, body);
     }
     memset(c->token, 0, sizeof(c->token));

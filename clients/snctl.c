@@ -46,7 +46,8 @@ static void usage(FILE *out)
             "            a notice with every revision; --cap: as an OASIS CAP 1.2 alert\n"
             "  subscriptions create --subscriber S --channel webhook|email --target URL|ADDRESS\n"
             "               [--filter MATCHER]... [--mode immediate|digest] [--schedule TEXT]\n"
-            "            subscribe (admin, or a subscriber token for its own jurisdiction); a webhook's signing secret alone is printed on the\n"
+            "            subscribe (admin, or a subscriber token for its own jurisdiction); a "
+            "webhook's signing secret alone is printed on the\n"
             "            first line, once. MATCHER: label=value, label!=value, label=~regex or\n"
             "            label!~regex over severity, rule, status, jurisdiction and the group\n"
             "            labels (theme, partner, ...); a notice must satisfy all of them\n"
@@ -75,6 +76,12 @@ static void usage(FILE *out)
             "  deliveries show ID         a delivery with every attempt\n"
             "  deliveries retry ID        send a dead or cancelled delivery again, with a fresh\n"
             "                             retry schedule\n"
+            "  audit [--since DATE] [--until DATE] [--action A] [--token ID] [--who WHO]\n"
+            "               [--review ID] [--limit N] [--json]\n"
+            "            the audit log, newest first (admin): who called which route, on what,\n"
+            "            with what status. A: an action (review.read) or its kind\n"
+            "            (subscription); --until: before DATE; --limit: at most N entries\n"
+            "            (default 100; 0: all)\n"
             "\n"
             "List commands print one line per item; --json prints the items as JSON Lines.\n"
             "\n"
@@ -973,6 +980,103 @@ static int cmd_deliveries(const struct client *c, int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+static void print_audit_entry(const json_t *e, int as_json)
+{
+    if (as_json) {
+        print_json_line(e);
+        return;
+    }
+    char caller[96], request[160];
+    const char *jurisdiction = text_or(e, "jurisdiction", NULL);
+    snprintf(caller, sizeof(caller), "%s%s%s", text_or(e, "role", "-"), jurisdiction ? "/" : "",
+             jurisdiction ? jurisdiction : "");
+    snprintf(request, sizeof(request), "%s %s", text_or(e, "method", "-"),
+             text_or(e, "route", "-"));
+    char *resource = json_dumps(json_object_get(e, "resource"), JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%-8lld %-24s %-10s %-16s %3lld  %-26s %-44s %s\n",
+           (long long)json_integer_value(json_object_get(e, "id")), text_or(e, "at", "-"),
+           text_or(e, "who", "-"), caller,
+           (long long)json_integer_value(json_object_get(e, "status")), text_or(e, "action", "-"),
+           request, resource ? resource : "{}");
+    free(resource);
+}
+
+/* argv[0] is "audit", then its options. */
+static int cmd_audit(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl audit [--since DATE] [--until DATE] [--action A] [--token ID] "
+        "[--who WHO] [--review ID] [--limit N] [--json]\n";
+    static const struct option opts[] = {{"since", required_argument, NULL, 's'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {"action", required_argument, NULL, 'a'},
+                                         {"token", required_argument, NULL, 't'},
+                                         {"who", required_argument, NULL, 'w'},
+                                         {"review", required_argument, NULL, 'r'},
+                                         {"limit", required_argument, NULL, 'l'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
+    static const char *const names[] = {['s'] = "since", ['u'] = "until", ['a'] = "action",
+                                        ['t'] = "token", ['w'] = "who",   ['r'] = "review"};
+    char query[4096] = "";
+    int as_json = 0, opt;
+    long limit = 100;
+    char *end;
+    CURL *curl = curl_easy_init();
+    if (!curl) sn_oom(0);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "s:u:a:t:w:r:l:j", opts, NULL)) != -1) {
+        if (opt == 'j') {
+            as_json = 1;
+        } else if (opt == 'l') {
+            limit = strtol(optarg, &end, 10);
+            if (limit < 0 || *end || end == optarg) {
+                curl_easy_cleanup(curl);
+                fputs(usage_text, stderr);
+                return 2;
+            }
+        } else if (opt < (int)SN_ARRAY_LEN(names) && names[opt]) {
+            query_add(curl, query, sizeof(query), names[opt], optarg);
+        } else {
+            curl_easy_cleanup(curl);
+            return 2;
+        }
+    }
+    curl_easy_cleanup(curl);
+    if (optind != argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    char cursor[32] = "", path[4300];
+    int ok = 1, header = !as_json;
+    long shown = 0;
+    do {
+        long page = limit == 0 || limit - shown > 500 ? 500 : limit - shown;
+        snprintf(path, sizeof(path), "/v1/audit%s%slimit=%ld%s%s", query, query[0] ? "&" : "?",
+                 page, cursor[0] ? "&cursor=" : "", cursor);
+        json_t *v = call(c, "GET", path, NULL);
+        if (!v) {
+            ok = 0;
+            break;
+        }
+        if (header)
+            printf("%-8s %-24s %-10s %-16s %3s  %-26s %-44s %s\n", "ID", "AT", "WHO", "ROLE", "ST",
+                   "ACTION", "REQUEST", "RESOURCE");
+        header = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(v, "items"), i, e)
+        {
+            print_audit_entry(e, as_json);
+            shown++;
+        }
+        const char *next = json_string_value(json_object_get(v, "next_cursor"));
+        snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+        json_decref(v);
+    } while (cursor[0] && (limit == 0 || shown < limit));
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -1029,6 +1133,8 @@ int main(int argc, char **argv)
         rc = cmd_silences(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "deliveries") == 0)
         rc = cmd_deliveries(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "audit") == 0)
+        rc = cmd_audit(&c, argc - optind, argv + optind);
     else {
         fprintf(stderr, "snctl: unknown command '%s'; see snctl --help\n", cmd);
         rc = 2;
