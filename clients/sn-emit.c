@@ -45,7 +45,7 @@ static void usage(FILE *out)
             "Options:\n"
             "  --url URL          broker base URL (env SN_URL), e.g. http://127.0.0.1:8080\n"
             "  --token TOKEN      emitter token (env SN_TOKEN)\n"
-            "  --token-file FILE  read the token from FILE\n"
+            "  --token-file FILE  read the token from FILE\n" CLIENT_TLS_HELP
             "  --binary           binary content mode (ce-* headers, data as the body)\n"
             "  --batch N          send N events per request (application/cloudevents-batch+json)\n"
             "  --kafka BOOTSTRAP  produce to Kafka instead of HTTP\n"
@@ -141,8 +141,10 @@ static void send_http(CURL *curl, const struct options *o, json_t *events)
 {
     struct curl_slist *headers = NULL;
     char auth[1024];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
-    headers = curl_slist_append(headers, auth);
+    if (o->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+        headers = curl_slist_append(headers, auth);
+    }
     char *body;
     json_t *first = json_array_get(events, 0);
     if (o->batch > 1) {
@@ -270,6 +272,7 @@ int main(int argc, char **argv)
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
+                                         CLIENT_TLS_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     struct options o = {getenv("SN_URL"), NULL, NULL, "reviews.completed", 0, 1, 0};
     const char *token = getenv("SN_TOKEN"), *token_file = NULL;
@@ -286,7 +289,10 @@ int main(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("sn-emit %s (%s)\n", SN_VERSION, SN_COMMIT); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (client_tls_option(opt, optarg)) break;
+            usage(stderr);
+            return 2;
         }
     }
     if (o.batch < 1 || o.batch > 1000 || (o.batch > 1 && (o.binary || o.kafka))) {
@@ -301,8 +307,11 @@ int main(int argc, char **argv)
         o.token = token_file ? client_read_token_file("sn-emit", token_file)
                   : token    ? xstrdup(token)
                              : NULL;
-        if (!o.token) {
-            fprintf(stderr, "sn-emit: give --token-file FILE or --token TOKEN (or SN_TOKEN)\n");
+        /* a client certificate mapped by the broker (mTLS) may stand for the token */
+        const char *cert = getenv("SN_CLIENT_CERT");
+        if (!o.token && !(cert && cert[0])) {
+            fprintf(stderr, "sn-emit: give --token-file FILE or --token TOKEN (or SN_TOKEN), or "
+                            "--cert FILE for a broker that maps client certificates\n");
             return 2;
         }
     }
@@ -328,10 +337,8 @@ int main(int argc, char **argv)
         }
     } else {
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl = curl_easy_init();
-        if (!curl) sn_oom(0);
+        curl = client_easy_new("sn-emit/" SN_VERSION);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "sn-emit/" SN_VERSION);
     }
 
     int nfiles = argc - optind;

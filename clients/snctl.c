@@ -88,7 +88,7 @@ static void usage(FILE *out)
             "Options:\n"
             "  --url URL          broker base URL (env SN_URL, default http://127.0.0.1:8080)\n"
             "  --token TOKEN      bearer token (env SN_TOKEN)\n"
-            "  --token-file FILE  read the token from FILE, e.g. var/admin.token\n"
+            "  --token-file FILE  read the token from FILE, e.g. var/admin.token\n" CLIENT_TLS_HELP
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n"
             "\n"
@@ -108,8 +108,7 @@ static int request(const struct client *c, const char *method, const char *path,
     while (baselen > 0 && c->url[baselen - 1] == '/')
         baselen--;
     snprintf(url, sizeof(url), "%.*s%s", (int)baselen, c->url, path);
-    CURL *curl = curl_easy_init();
-    if (!curl) sn_oom(0);
+    CURL *curl = client_easy_new("snctl/" SN_VERSION);
     struct curl_slist *headers = NULL;
     if (c->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
@@ -123,7 +122,6 @@ static int request(const struct client *c, const char *method, const char *path,
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, client_on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "snctl/" SN_VERSION);
     CURLcode rc = curl_easy_perform(curl);
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
@@ -478,7 +476,7 @@ static int cmd_notices(const struct client *c, int argc, char **argv)
             ['s'] = "status", ['v'] = "severity", ['r'] = "rule", ['l'] = "label", ['S'] = "since"};
         char query[4096] = "";
         int as_json = 0, opt;
-        CURL *curl = curl_easy_init();
+        CURL *curl = client_easy_new("snctl/" SN_VERSION);
         optind = 0;
         while ((opt = getopt_long(argc, argv, "s:v:r:l:S:j", opts, NULL)) != -1) {
             if (opt == 'j')
@@ -514,7 +512,7 @@ static int cmd_notices(const struct client *c, int argc, char **argv)
     }
     if (strcmp(sub, "show") == 0 && argc >= 2) {
         int cap = argc >= 3 && strcmp(argv[2], "--cap") == 0;
-        CURL *curl = curl_easy_init();
+        CURL *curl = client_easy_new("snctl/" SN_VERSION);
         char *id = curl_easy_escape(curl, argv[1], 0);
         char path[1024];
         snprintf(path, sizeof(path), "/v1/notices/%s%s", id, cap ? "?format=cap" : "");
@@ -541,8 +539,7 @@ static int cmd_notices(const struct client *c, int argc, char **argv)
 /* base + "/" + id (percent-encoded) + suffix. */
 static void id_path(char *out, size_t len, const char *base, const char *id, const char *suffix)
 {
-    CURL *curl = curl_easy_init();
-    if (!curl) sn_oom(0);
+    CURL *curl = client_easy_new("snctl/" SN_VERSION);
     char *escaped = curl_easy_escape(curl, id, 0);
     if (!escaped) sn_oom(0);
     snprintf(out, len, "%s/%s%s", base, escaped, suffix);
@@ -703,8 +700,7 @@ static int cmd_subscriptions(const struct client *c, int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
         char query[512] = "";
         int as_json = 0, opt;
-        CURL *curl = curl_easy_init();
-        if (!curl) sn_oom(0);
+        CURL *curl = client_easy_new("snctl/" SN_VERSION);
         optind = 0;
         while ((opt = getopt_long(argc, argv, "S:j", opts, NULL)) != -1) {
             if (opt == 'S') {
@@ -917,8 +913,7 @@ static int cmd_deliveries(const struct client *c, int argc, char **argv)
             ['s'] = "state", ['c'] = "channel", ['S'] = "subscription", ['n'] = "notice"};
         char query[4096] = "";
         int as_json = 0, opt;
-        CURL *curl = curl_easy_init();
-        if (!curl) sn_oom(0);
+        CURL *curl = client_easy_new("snctl/" SN_VERSION);
         if (dead) query_add(curl, query, sizeof(query), "state", "dead");
         optind = 0;
         while ((opt = getopt_long(argc, argv, dead ? "j" : "s:c:S:n:j",
@@ -1022,8 +1017,7 @@ static int cmd_audit(const struct client *c, int argc, char **argv)
     int as_json = 0, opt;
     long limit = 100;
     char *end;
-    CURL *curl = curl_easy_init();
-    if (!curl) sn_oom(0);
+    CURL *curl = client_easy_new("snctl/" SN_VERSION);
     optind = 0;
     while ((opt = getopt_long(argc, argv, "s:u:a:t:w:r:l:j", opts, NULL)) != -1) {
         if (opt == 'j') {
@@ -1079,21 +1073,27 @@ static int cmd_audit(const struct client *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"url", required_argument, NULL, 'u'},        {"token", required_argument, NULL, 't'},
-        {"token-file", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"url", required_argument, NULL, 'u'},
+                                            {"token", required_argument, NULL, 't'},
+                                            {"token-file", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, 'V'},
+                                            CLIENT_TLS_OPTIONS,
+                                            {NULL, 0, NULL, 0}};
     struct client c = {getenv("SN_URL"), NULL};
     const char *token_file = NULL, *token = getenv("SN_TOKEN");
     int opt;
-    while ((opt = getopt_long(argc, argv, "+u:t:f:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+u:t:f:hVC:E:K:", options, NULL)) != -1) {
         switch (opt) {
         case 'u': c.url = optarg; break;
         case 't': token = optarg; break;
         case 'f': token_file = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("snctl %s (%s)\n", SN_VERSION, SN_COMMIT); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (client_tls_option(opt, optarg)) break;
+            usage(stderr);
+            return 2;
         }
     }
     if (!c.url || !c.url[0]) c.url = "http://127.0.0.1:8080";

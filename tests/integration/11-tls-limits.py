@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Broker, Session, check, http, wait_for
+from harness import SNCTL, Broker, Session, check, http, wait_for
 from ingest_util import create_token, event
 
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
@@ -216,13 +216,24 @@ def test_mtls_required_mapped_identity():
     r = post_event(b, event("US-GA", "ev-5"), *stranger, token=token)
     check(r.status == 202, "a bearer token over an unmapped certificate", 202, r)
 
+    # the project's own clients speak mTLS too: sn-emit with the emitter's certificate, and
+    # snctl with a token over the unmapped one
+    emit = os.path.join(os.path.dirname(SNCTL), "sn-emit")
+    r = subprocess.run([emit, "--url", "https://" + b.address] + tn,
+                       input=json.dumps(event("US-TN", "ev-6")), capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "accepted" in r.stdout, "sn-emit over mTLS (--cacert --cert --key)", 0,
+          (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([SNCTL, "--url", "https://" + b.address, "--token", token] + stranger + ["ready"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "snctl over https with --cacert", 0, (r.returncode, r.stdout, r.stderr))
+
     r = curl(https(b, "/healthz"), *ca)
     check(r.rc != 0 and r.status == 0, "no client certificate: the handshake fails", "no reply", r)
     r = curl(https(b, "/healthz"), *ca, "--cert", rogue_cert, "--key", rogue_key)
     check(r.rc != 0 and r.status == 0,
           "a certificate with the mapped subject from another CA: the handshake fails", "no reply", r)
     stored = b.psql("SELECT string_agg(event_id, ',' ORDER BY event_id) FROM events")
-    check(stored == "ev-1,ev-5", "only the accepted events are stored", "ev-1,ev-5", stored)
+    check(stored == "ev-1,ev-5,ev-6", "only the accepted events are stored", "ev-1,ev-5,ev-6", stored)
     refused = [line for line in b.logs() if line.get("msg") == "client certificate refused"]
     check(refused and refused[-1].get("subject") == tn_subject,
           "the refused certificate is logged with its subject and why", tn_subject, refused[-1:])
