@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -131,7 +133,15 @@ enum sn_err kafka_mock_start(int brokers, struct kafka_mock **out, char *err, si
         rd_kafka_conf_destroy(conf);
         return SN_ERR_KAFKA;
     }
+    /* the mock cluster's thread (unlike rd_kafka_new's) does not block
+     * signals, and a poll() it sees interrupted by SIGTERM kills it and
+     * frees its queue under rd_kafka_mock_cluster_destroy(): start it with
+     * every signal blocked, as librdkafka's own threads are */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rd_kafka_mock_cluster_t *cluster = rd_kafka_mock_cluster_new(rk, brokers);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!cluster) {
         snprintf(err, errlen, "rd_kafka_mock_cluster_new failed");
         rd_kafka_destroy(rk);

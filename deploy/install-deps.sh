@@ -22,11 +22,13 @@ postgresql-client
 kcat
 curl
 wrk
+valgrind
 libxml2-utils
 procps
 python3
 python3-prometheus-client
 python3-aiosmtpd
+chromium
 "
 
 # Node.js runs test tools from the npm registry; a machine that has a node of

@@ -3,10 +3,16 @@ waits for /readyz, and always tears everything down (broker, its PostgreSQL,
 temporary directories), also when a test fails or times out.
 
 Runs with Debian's /usr/bin/python3 (python3-prometheus-client for /metrics).
+
+SN_VALGRIND=1 runs every broker under valgrind memcheck (make test-valgrind):
+its report goes to DIR/valgrind.RUN.PID.log, problems() reports errors and
+definite leaks from it, timeouts scale by SLOW, and a broker still running when
+its test ends gets SIGTERM (leaks are checked at exit) before SIGKILL.
 """
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -21,6 +27,12 @@ BIN = os.environ.get("SN_BROKER_BIN") or os.path.join(ROOT, "build", "bin", "sn-
 SNCTL = os.environ.get("SN_SNCTL_BIN") or os.path.join(os.path.dirname(BIN), "snctl")
 PG_BIN = (sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
                  key=lambda p: int(p.split("/")[4])) or ["/usr/lib/postgresql/15/bin/postgres"])[-1].rsplit("/", 1)[0]
+VALGRIND = os.environ.get("SN_VALGRIND", "") == "1"
+VALGRIND_ARGV = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                 "--show-leak-kinds=definite", "--track-origins=no",
+                 "--suppressions=" + os.path.join(ROOT, "tests", "valgrind.supp")]
+# a broker under valgrind runs many times slower: every wait on it is this much longer
+SLOW = 10 if VALGRIND else 1
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "SUMMARY: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer")
 
@@ -39,6 +51,7 @@ def check(cond, what, expected=None, got=None):
 
 
 def wait_for(pred, timeout, what, interval=0.05):
+    timeout *= SLOW
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
@@ -51,6 +64,7 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 def http(method, url, body=None, headers=None, timeout=10):
     """Returns (status, headers, body bytes); never raises on HTTP errors."""
+    timeout *= SLOW
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -158,6 +172,8 @@ class Broker:
         self.stderr_path = os.path.join(self.dir, "stderr.%d.log" % self.runs)
         self.stdout_path = os.path.join(self.dir, "stdout.%d.log" % self.runs)
         argv = [BIN] + (["--embedded", self.dir] if self.embedded else []) + self.args
+        if VALGRIND:
+            argv = VALGRIND_ARGV + ["--log-file=" + os.path.join(self.dir, "valgrind.%d.%%p.log" % self.runs)] + argv
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=open(self.stdout_path, "wb"),
@@ -257,21 +273,56 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Sends sig and waits; returns the exit code (raises on timeout)."""
+        timeout *= SLOW
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise TestFailure("broker did not exit within %ss of %s:\n%s"
                               % (timeout, signal.Signals(sig).name, self.tail()))
+        if VALGRIND and code == 99:
+            raise TestFailure("valgrind found errors (exit status 99):\n" + "\n".join(self.problems()))
+        return code
+
+    def end_gracefully(self):
+        """Under valgrind: SIGTERM a broker still running, so that valgrind
+        checks for leaks at its exit (SIGKILL leaves no report)."""
+        if not VALGRIND or not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10 * SLOW)
+        except subprocess.TimeoutExpired:
+            pass
 
     def kill9(self):
         self.proc.kill()
         self.proc.wait(10)
 
     def problems(self):
-        """Sanitizer reports, and stderr lines that are not one JSON object
-        (the log format is one JSON object per line)."""
+        """Sanitizer reports, valgrind errors and definite leaks, and stderr
+        lines that are not one JSON object (the log format is one JSON object
+        per line)."""
         reports = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "valgrind.*.log"))):
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            errors = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
+            lost = re.search(r"definitely lost: ([\d,]+) bytes", text)
+            if ((errors and int(errors.group(1).replace(",", "")) > 0)
+                    or (lost and int(lost.group(1).replace(",", "")) > 0)):
+                # each error and definite leak is a block between "==PID== " lines: the
+                # first three in full, then the summaries
+                blocks = [blk.strip() for blk in re.split(r"^==\d+== *\n", text, flags=re.M)]
+                found = [blk for blk in blocks if re.match(r"==\d+== +(Invalid|Conditional|Use of|Syscall|"
+                                                           r"Mismatched|Source and|Process terminating|"
+                                                           r"Argument|[\d,]+ (\([\d,]+ direct)|[\d,]+ bytes)",
+                                                           blk)]
+                summary = [line for line in text.splitlines() if "definitely lost:" in line
+                           or "ERROR SUMMARY" in line]
+                reports.append("%s: valgrind: %d report(s)%s\n%s\n%s" % (
+                    os.path.basename(path), len(found), ", the first three:" if len(found) > 3 else ":",
+                    "\n".join(found[:3]), "\n".join(summary)))
         for path in glob.glob(os.path.join(self.dir, "stderr.*.log")):
             with open(path, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
@@ -292,6 +343,7 @@ class Broker:
         return reports
 
     def cleanup(self, remove=True):
+        self.end_gracefully()
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -327,6 +379,8 @@ def spawn(argv, **kw):
 
 def cleanup_all():
     """Tears down every broker a test started; returns their problems()."""
+    for b in list(_live):
+        b.end_gracefully()
     for proc in list(_live_procs):
         if proc.poll() is None:
             try:
