@@ -24,13 +24,14 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
 	ingest ingest_http ingest_kafka auth tokens_http window matcher rules episode engine leader notice backtest \
 	notices_http rules_http stats_http subscriptions_http silences_http deliveries_http curl_loop \
-	sink sink_kafka sink_webhook mail sink_email outbox audit audit_http tls ratelimit
+	digest digest_clock digest_http \
+	sink sink_kafka sink_webhook mail sink_email outbox audit audit_http tls ratelimit html dashboard_http
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
-UNIT_TESTS = conf log metrics http token store kafka embedded schema facts ingest auth window rules \
-	episode engine notice matcher mail curl_loop sink_webhook audit ratelimit tls
+UNIT_TESTS = digest conf log metrics http token store kafka embedded schema facts ingest auth window rules \
+	episode engine notice matcher mail curl_loop sink_webhook audit ratelimit tls html
 conf_DEPS     = conf
 log_DEPS      = log
 metrics_DEPS  = metrics
@@ -54,7 +55,9 @@ curl_loop_DEPS = curl_loop log
 sink_webhook_DEPS = sink_webhook sink curl_loop log
 audit_DEPS    = audit
 ratelimit_DEPS = ratelimit
+html_DEPS     = html
 tls_DEPS      = tls auth store log metrics gen/migrations
+digest_DEPS   = digest
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \
 	$(BUILD)/bin/schema_check $(BUILD)/bin/sn-kafka-mock
@@ -132,8 +135,32 @@ test-unit: all unit-bins
 test-integration: test-deps all
 	@tests/run-tests.sh --integration-only $(BUILD)
 
+# fault injection under load (tests/faults/run.py); SN_FAULTS_SEED=N replays a run
+.PHONY: test-faults
+test-faults: test-deps all
+	@SN_BROKER_BIN=$(BUILD)/bin/sn-broker /usr/bin/python3 tests/faults/run.py
+
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 all unit-bins
+
+# The core integration scenario under valgrind memcheck (SN_VALGRIND=1 in
+# tests/integration/harness.py): ingestion over HTTP and Kafka, rules, stats,
+# delivery on every channel, privacy; every broker ends with SIGTERM so that
+# valgrind checks for leaks at exit. Third-party issues: tests/valgrind.supp.
+VALGRIND_TESTS = 04-ingest-http.py:test_accepted_duplicate_conflict 04-ingest-http.py:test_binary_mode \
+	04-ingest-http.py:test_bad_requests 04-ingest-http.py:test_batch_mode 04-ingest-http.py:test_amended \
+	04-ingest-http.py:test_tokens_auth 05-ingest-kafka.py:test_structured_and_binary 05-ingest-kafka.py:test_poison \
+	07-rules.py:test_fixed_data_set 07-rules.py:test_bad_reload 09-stats.py:test_themes_over_a_window \
+	10-delivery.py:test_every_channel 10-delivery.py:test_retries_with 10-delivery.py:test_kill9_mid_dispatch \
+	10-delivery.py:test_silence_holds 13-privacy.py:test_no_case_detail
+.PHONY: test-valgrind
+test-valgrind: test-deps all
+	@out=$$(mktemp); for t in $(VALGRIND_TESTS); do \
+		SN_VALGRIND=1 SN_TEST_TIMEOUT=900 SN_TEST_LABEL=valgrind SN_BROKER_BIN=$(BUILD)/bin/sn-broker \
+			/usr/bin/python3 tests/integration/run.py -k "$${t#*:}" "tests/integration/$${t%%:*}" \
+			| grep -v '^RESULT ' | tee -a $$out; \
+	done; p=$$(grep -c '^ok ' $$out); f=$$(grep -c '^FAIL ' $$out); rm -f $$out; \
+	echo "valgrind: $$p passed, $$f failed"; [ "$$p" -eq $(words $(VALGRIND_TESTS)) ] && [ "$$f" -eq 0 ]
 
 # libFuzzer targets (clang): replays tests/fuzz/regressions, then FUZZ_SECONDS per target
 FUZZ_SECONDS ?= 60

@@ -29,6 +29,8 @@ struct broker {
     struct sink *sinks[3]; /* kafka, webhook, email (when smtp.url is set) */
     size_t nsinks;
     struct outbox *outbox;
+    /* digest_clock.h */
+    struct digest_clock *digest;
     struct rule_set *rules; /* NULL: no rules */
     char rules_path[4200];  /* "" when none */
     struct engine_options engine_options;
@@ -92,6 +94,15 @@ void deliveries_http_get(struct http_request *r);
 void deliveries_http_retry(struct http_request *r);
 /* audit_http.c */
 void audit_http_list(struct http_request *r);
+/* digest_http.c */
+void digest_http_preview(struct http_request *r);
+/* dashboard_http.c: HTML pages and the session form */
+void dashboard_http_overview(struct http_request *r);
+void dashboard_http_notice(struct http_request *r);
+void dashboard_http_delivery(struct http_request *r);
+void dashboard_http_login_form(struct http_request *r);
+void dashboard_http_login(struct http_request *r);
+void dashboard_http_logout(struct http_request *r);
 
 /* Loads the rules from rules.path again and hands them to the engine; on
  * errors (appended to errors, if not NULL) the running rules stay. */

@@ -143,6 +143,18 @@ static const struct conf_key conf_keys[] = {
      0, 3600000, {NULL}, "how long an open breaker holds that target's deliveries back"},
     {"shutdown", "timeout", CONF_DURATION, FIELD(shutdown_timeout_ms), "5s", 0, 9000, {NULL},
      "how long SIGTERM waits for in-flight requests before closing"},
+    {"http", "public_url", CONF_STRING, FIELD(http_public_url), "", 0, 0, {NULL},
+     "the broker's address as people reach it (https://sn.example.org), for links in digests; "
+     "empty: http(s)://http.listen"},
+    {"digest", "tick", CONF_DURATION, FIELD(digest_tick_ms), "30s", 100, 3600000, {NULL},
+     "how often the digest clock looks for periods that have ended"},
+    {"digest", "clock_offset", CONF_DURATION, FIELD(digest_clock_offset_ms), "0s", 0,
+     34560000000LL, {NULL},
+     "for tests only: the digest clock runs this far ahead of the wall clock (a restart with a "
+     "larger offset is a broker that was down while periods ended)"},
+    {"dashboard", "session_lifetime", CONF_DURATION, FIELD(dashboard_session_lifetime_ms), "12h",
+     60000, 2592000000LL, {NULL},
+     "how long a /dashboard sign-in lasts (its session and cookie), from 1m to 30d"},
 };
 /* clang-format on */
 

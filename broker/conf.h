@@ -56,6 +56,10 @@ struct conf {
     int64_t delivery_breaker_threshold;
     int64_t delivery_breaker_cooldown_ms;
     int64_t shutdown_timeout_ms;
+    char *http_public_url;
+    int64_t digest_tick_ms;
+    int64_t digest_clock_offset_ms;
+    int64_t dashboard_session_lifetime_ms;
 };
 
 /* Fills conf with the defaults. */

@@ -441,6 +441,11 @@ enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"log.queue", "true"},
+        /* a process that died holds its partitions until the group gives up
+         * on it: 10 s rather than librdkafka's 45 s before another (or its
+         * restart) ingests them */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "3000"},
     };
     for (size_t i = 0; i < SN_ARRAY_LEN(settings); i++) {
         if (rd_kafka_conf_set(kc, settings[i][0], settings[i][1], err, errlen) !=

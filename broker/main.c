@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "curl_loop.h"
+#include "digest_clock.h"
 #include "outbox.h"
 #include "sink_email.h"
 #include "sink_kafka.h"
@@ -91,6 +92,8 @@ static void finish_shutdown(struct broker *b)
      * ingestion stores no offset it has not committed */
     store_free(b->store);
     b->store = NULL;
+    digest_clock_free(b->digest);
+    b->digest = NULL;
     ingest_free(b->ingest);
     b->ingest = NULL;
     ingest_kafka_free(b->ingest_kafka);
@@ -148,6 +151,7 @@ static void begin_shutdown(struct broker *b, int exit_code)
     http_server_stop_accepting(b->http);
     ingest_kafka_pause(b->ingest_kafka, 1);
     outbox_stop(b->outbox);
+    digest_clock_stop(b->digest);
     struct timeval deadline = {HARD_DEADLINE_MS / 1000, (HARD_DEADLINE_MS % 1000) * 1000};
     evtimer_add(b->deadline_ev, &deadline);
     on_drain(-1, 0, b);
@@ -245,6 +249,7 @@ static void on_pg_ready(struct embedded *e, void *arg)
         store_start(b->store);
         leader_start(b->leader);
         outbox_start(b->outbox);
+        digest_clock_start(b->digest);
     } else {
         store_reconnect_now(b->store);
         leader_reconnect_now(b->leader);
@@ -513,6 +518,7 @@ static int start_delivery(struct broker *b, const char *conninfo)
         explicit_bzero(password, sizeof(password));
     }
     b->outbox = outbox_new(b->base, &oo, b->sinks, b->nsinks);
+    b->digest = digest_clock_new(b);
     return 0;
 }
 
@@ -665,6 +671,7 @@ static int start(struct broker *b)
         store_start(b->store);
         leader_start(b->leader);
         outbox_start(b->outbox);
+        digest_clock_start(b->digest);
     }
     return 0;
 }
@@ -677,6 +684,7 @@ static void cleanup(struct broker *b)
         free(b->unnamed[i]);
     free(b->unnamed);
     store_free(b->store);
+    digest_clock_free(b->digest);
     ingest_free(b->ingest);
     ingest_kafka_free(b->ingest_kafka);
     auth_free(b->auth);

@@ -236,6 +236,7 @@ static void on_claimed(PGresult *res, void *arg)
     for (int i = 0; i < n; i++) {
         struct delivery *d = xcalloc(1, sizeof(*d));
         d->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        d->kind = PQgetisnull(res, i, 9) ? DELIVERY_NOTICE : DELIVERY_DIGEST;
         d->notice_id = xstrdup(PQgetvalue(res, i, 1));
         d->revision = atoi(PQgetvalue(res, i, 2));
         d->channel = xstrdup(PQgetvalue(res, i, 3));
@@ -246,6 +247,13 @@ static void on_claimed(PGresult *res, void *arg)
             d->secrets = xstrdup(PQgetvalue(res, i, 8));
         d->retry_after_ms = -1;
         if (!d->notice) d->notice = json_object();
+        if (d->kind == DELIVERY_DIGEST) {
+            /* logged and recorded under the digest's event id */
+            const char *event_id =
+                json_string_value(json_object_get(json_object_get(d->notice, "event"), "id"));
+            free(d->notice_id);
+            d->notice_id = xstrdup(event_id ? event_id : "digest");
+        }
         start(o, d);
     }
     if (n == CLAIM_BATCH) wake(o);

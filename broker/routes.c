@@ -143,6 +143,7 @@ const struct http_route broker_routes[] = {
     {"DELETE", "/v1/subscriptions/{id}", subscriptions_http_delete},
     {"POST", "/v1/subscriptions/{id}/rotate-secret", subscriptions_http_rotate_secret},
     {"POST", "/v1/subscriptions/{id}/test", subscriptions_http_test},
+    {"GET", "/v1/subscriptions/{id}/digest-preview", digest_http_preview},
     {"POST", "/v1/silences", silences_http_create},
     {"GET", "/v1/silences", silences_http_list},
     {"GET", "/v1/silences/{id}", silences_http_get},
@@ -151,5 +152,11 @@ const struct http_route broker_routes[] = {
     {"GET", "/v1/deliveries/{id}", deliveries_http_get},
     {"POST", "/v1/deliveries/{id}/retry", deliveries_http_retry},
     {"GET", "/v1/audit", audit_http_list},
+    {"GET", "/dashboard", dashboard_http_overview},
+    {"GET", "/dashboard/login", dashboard_http_login_form},
+    {"POST", "/dashboard/login", dashboard_http_login},
+    {"POST", "/dashboard/logout", dashboard_http_logout},
+    {"GET", "/dashboard/notices/{id}", dashboard_http_notice},
+    {"GET", "/dashboard/delivery", dashboard_http_delivery},
 };
 const size_t broker_routes_count = SN_ARRAY_LEN(broker_routes);

@@ -8,16 +8,25 @@
 #include <jansson.h>
 #include <stdint.h>
 
+/* What a delivery carries. */
+enum delivery_kind {
+    DELIVERY_NOTICE, /* a notice revision */
+    DELIVERY_DIGEST, /* a digest (digest.h): never to Kafka */
+};
+
 /* One attempt at one delivery (an outbox row). */
 struct delivery {
     long long id; /* outbox id; 0 for a test event */
-    char *notice_id;
-    int revision;
+    enum delivery_kind kind;
+    char *notice_id; /* a digest: its event id (sd-...) */
+    int revision;    /* a digest: 0 */
     char *channel;
-    char *target;   /* topic, URL or address */
-    char *secrets;  /* webhooks: the secrets that sign, space-separated */
-    int attempt;    /* 1 for the first */
-    json_t *notice; /* the revision (safety-notice.v1 data) */
+    char *target;  /* topic, URL or address */
+    char *secrets; /* webhooks: the secrets that sign, space-separated */
+    int attempt;   /* 1 for the first */
+    /* the revision (safety-notice.v1 data); a digest: its message,
+     * {"subject", "text", "html", "event"} (digest_message()) */
+    json_t *notice;
     double started_at;
     double latency_ms; /* set when the attempt is over */
     void *owner;       /* the dispatcher's */

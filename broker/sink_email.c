@@ -49,10 +49,26 @@ static void email_send(struct sink *base, struct delivery *d)
     char err[256] = "";
     char *subject = NULL, *text = NULL, *html = NULL, *id = NULL, *first = NULL;
     struct mail_easy *mail = NULL;
-    if (mail_render_notice(d->notice, NULL, &subject, &text, &html, err, sizeof(err)) == SN_OK &&
-        mail_message_id(d->notice_id, d->revision, s->domain, &id, err, sizeof(err)) == SN_OK &&
-        (d->revision <= 1 ||
-         mail_message_id(d->notice_id, 1, s->domain, &first, err, sizeof(err)) == SN_OK)) {
+    if (d->kind == DELIVERY_DIGEST) {
+        /* rendered when the digest was stored; one Message-ID per digest */
+        const char *parts[] = {"subject", "text", "html"};
+        char **out[] = {&subject, &text, &html};
+        for (size_t i = 0; i < SN_ARRAY_LEN(parts); i++) {
+            const char *v = json_string_value(json_object_get(d->notice, parts[i]));
+            if (v) *out[i] = xstrdup(v);
+        }
+        if (!subject || !text || !html)
+            snprintf(err, sizeof(err), "the digest has no message to send");
+        else if (mail_message_id(d->notice_id, 1, s->domain, &id, err, sizeof(err)) == SN_OK) {
+            const struct mail_message msg = {s->from, d->target, subject, text, html, id, NULL, 0};
+            mail_easy_new(&s->server, &msg, &mail, err, sizeof(err));
+        }
+    } else if (mail_render_notice(d->notice, NULL, &subject, &text, &html, err, sizeof(err)) ==
+                   SN_OK &&
+               mail_message_id(d->notice_id, d->revision, s->domain, &id, err, sizeof(err)) ==
+                   SN_OK &&
+               (d->revision <= 1 ||
+                mail_message_id(d->notice_id, 1, s->domain, &first, err, sizeof(err)) == SN_OK)) {
         /* later revisions follow the first, so mail clients thread them */
         const struct mail_message msg = {s->from, d->target, subject, text, html, id, first, 0};
         mail_easy_new(&s->server, &msg, &mail, err, sizeof(err));

@@ -329,8 +329,10 @@ static void webhook_send(struct sink *base, struct delivery *d)
     d->status_code = 0;
     d->error[0] = '\0';
 
-    json_t *event = sink_cloudevent(d->notice);
-    char *body = json_dumps(event, JSON_COMPACT);
+    /* a digest carries its CloudEvent, made when it was stored */
+    json_t *event = d->kind == DELIVERY_DIGEST ? json_incref(json_object_get(d->notice, "event"))
+                                               : sink_cloudevent(d->notice);
+    char *body = event ? json_dumps(event, JSON_COMPACT) : xstrdup("{}");
     json_decref(event);
     if (!body) sn_oom(0);
     char msg_id[64];

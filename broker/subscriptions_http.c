@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "broker.h"
+#include "digest.h"
 #include "log.h"
 #include "matcher.h"
 #include "outbox.h"
@@ -23,7 +24,8 @@
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define SUBSCRIPTION_JSON                                                                          \
     "jsonb_build_object('id', id, 'subscriber', subscriber, 'channel', channel, 'target', "        \
-    "target, 'filter', filter, 'mode', mode, 'schedule', schedule, 'enabled', enabled, "           \
+    "target, 'filter', filter, 'mode', mode, 'schedule', schedule, 'skip_empty', skip_empty, "     \
+    "'enabled', enabled, "                                                                         \
     "'disabled_reason', disabled_reason, 'created_at', " TS("created_at") ", 'updated_at', " TS(   \
         "updated_at") ", 'previous_secret_until', " TS("previous_secret_until") ")"
 /* $1 id, $2 the caller's jurisdiction ('' for admin) */
@@ -84,10 +86,19 @@ static void check_fields(const struct broker *b, const json_t *body, const char 
             matcher_list_free(&list);
         }
     }
-    const char *mode = json_string_value(json_object_get(body, "mode"));
-    if (mode && strcmp(mode, "digest") == 0)
-        add_error(errors, "/mode",
-                  "digests are not sent by this version yet: subscribe with mode immediate");
+    const char *schedule = json_string_value(json_object_get(body, "schedule"));
+    struct digest_schedule parsed;
+    if (schedule && digest_schedule_parse(schedule, &parsed, why, sizeof(why)) != SN_OK)
+        add_error(errors, "/schedule", why);
+}
+
+/* mode and schedule as they will be (the body's, else the stored ones). */
+static void check_mode(json_t *errors, const char *mode, const char *schedule)
+{
+    if (mode && strcmp(mode, "digest") == 0 && !schedule)
+        add_error(errors, "/schedule",
+                  "is required for mode digest (daily HH:MM ZONE, weekly DAY HH:MM ZONE or cron "
+                  "\"M H DOM MON DOW\" ZONE)");
 }
 
 /* The caller's jurisdiction for ownership checks: "" for admin. 0 (and a 403
@@ -191,7 +202,11 @@ void subscriptions_http_create(struct http_request *r)
     const char *channel = json_string_value(json_object_get(body, "channel"));
     if (channel && strcmp(channel, "email") == 0 && !b->conf.smtp_url[0])
         add_error(errors, "/channel", "this broker has no mail server (smtp.url): no email");
-    if (json_array_size(errors) == 0) check_fields(b, body, channel, errors, &matchers);
+    if (json_array_size(errors) == 0) {
+        check_fields(b, body, channel, errors, &matchers);
+        check_mode(errors, json_string_value(json_object_get(body, "mode")),
+                   json_string_value(json_object_get(body, "schedule")));
+    }
     const char *subscriber = json_string_value(json_object_get(body, "subscriber"));
     if (json_array_size(errors) > 0) {
         json_decref(matchers);
@@ -217,8 +232,9 @@ void subscriptions_http_create(struct http_request *r)
         return;
     }
     json_t *filter = json_object_get(body, "filter");
-    char *filter_text = json_dumps(filter ? filter : json_array(), JSON_COMPACT | JSON_ENCODE_ANY);
-    char *matchers_text = json_dumps(matchers ? matchers : json_array(), JSON_COMPACT);
+    /* without a filter: every notice */
+    char *filter_text = filter ? json_dumps(filter, JSON_COMPACT | JSON_ENCODE_ANY) : xstrdup("[]");
+    char *matchers_text = matchers ? json_dumps(matchers, JSON_COMPACT) : xstrdup("[]");
     json_decref(matchers);
     if (!filter_text || !matchers_text) sn_oom(0);
     const char *mode = json_string_value(json_object_get(body, "mode"));
@@ -232,13 +248,14 @@ void subscriptions_http_create(struct http_request *r)
                             mode ? mode : "immediate",
                             json_string_value(json_object_get(body, "schedule")),
                             c->secret,
-                            created_by};
+                            created_by,
+                            json_is_true(json_object_get(body, "skip_empty")) ? "true" : "false"};
     if (store_query(b->store,
                     "INSERT INTO subscriptions (subscriber, channel, target, filter, matchers, "
-                    "mode, schedule, secret, created_by) VALUES ($1, $2, $3, $4::jsonb, "
-                    "$5::jsonb, $6, $7, $8, $9::bigint) RETURNING " SUBSCRIPTION_JSON
-                    ", id, subscriber",
-                    9, params, on_created, c) != SN_OK) {
+                    "mode, schedule, secret, created_by, skip_empty) VALUES ($1, $2, $3, "
+                    "$4::jsonb, $5::jsonb, $6, $7, $8, $9::bigint, $10::boolean) "
+                    "RETURNING " SUBSCRIPTION_JSON ", id, subscriber",
+                    10, params, on_created, c) != SN_OK) {
         http_reply_unavailable(r, "the database is not available");
         free(c->secret);
         free(c);
@@ -300,8 +317,8 @@ static void query_owned(struct http_request *r, const char *owner, const char *s
                         const char *const *extra, store_result_fn cb, void *arg)
 {
     struct broker *b = r->app;
-    const char *params[8] = {r->params[0], owner};
-    for (int i = 0; i < nextra && i < 6; i++)
+    const char *params[10] = {r->params[0], owner};
+    for (int i = 0; i < nextra && i < 8; i++)
         params[2 + i] = extra[i];
     if (store_query(b->store, sql, 2 + nextra, params, cb, arg) != SN_OK) {
         http_reply_unavailable(r, "the database is not available");
@@ -369,6 +386,11 @@ static void on_update_loaded(PGresult *res, void *arg)
     if (json_object_get(body, "channel"))
         add_error(errors, "/channel", "cannot be changed (delete and subscribe again)");
     const char *mode = json_string_value(json_object_get(body, "mode"));
+    json_t *stored = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    const char *schedule = json_string_value(json_object_get(body, "schedule"));
+    check_mode(errors, mode ? mode : json_string_value(json_object_get(stored, "mode")),
+               schedule ? schedule : json_string_value(json_object_get(stored, "schedule")));
+    json_decref(stored);
     if (json_array_size(errors) > 0) {
         json_decref(matchers);
         json_decref(body);
@@ -381,20 +403,28 @@ static void on_update_loaded(PGresult *res, void *arg)
     char *matchers_text = matchers ? json_dumps(matchers, JSON_COMPACT) : NULL;
     json_decref(matchers);
     const json_t *enabled = json_object_get(body, "enabled");
+    const json_t *skip_empty = json_object_get(body, "skip_empty");
     const char *extra[] = {json_string_value(json_object_get(body, "target")),
                            filter_text,
                            matchers_text,
                            mode,
                            json_string_value(json_object_get(body, "schedule")),
-                           enabled ? (json_is_true(enabled) ? "true" : "false") : NULL};
+                           enabled ? (json_is_true(enabled) ? "true" : "false") : NULL,
+                           skip_empty ? (json_is_true(skip_empty) ? "true" : "false") : NULL};
     query_owned(r, owner,
                 "UPDATE subscriptions SET target = COALESCE($3, target), "
                 "filter = COALESCE($4::jsonb, filter), matchers = COALESCE($5::jsonb, matchers), "
                 "mode = COALESCE($6, mode), schedule = COALESCE($7, schedule), "
                 "enabled = COALESCE($8::boolean, enabled), "
                 "disabled_reason = CASE WHEN $8::boolean THEN NULL ELSE disabled_reason END, "
+                "skip_empty = COALESCE($9::boolean, skip_empty), "
+                /* digests are due from the change to mode digest or to another schedule,
+                 * and from a resume: periods that end while paused are not sent */
+                "digest_since = CASE WHEN COALESCE($6, mode) = 'digest' AND (mode <> 'digest' "
+                "OR $7 IS DISTINCT FROM schedule AND $7 IS NOT NULL "
+                "OR $8::boolean AND NOT enabled) THEN now() ELSE digest_since END, "
                 "updated_at = now() WHERE " OWNED " RETURNING " SUBSCRIPTION_JSON,
-                6, extra, on_updated, r);
+                7, extra, on_updated, r);
     free(filter_text);
     free(matchers_text);
     json_decref(body);

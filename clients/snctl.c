@@ -57,8 +57,15 @@ static void usage(FILE *out)
             "            secret (the previous one still signs for a while); test sends a test\n"
             "            event and shows the receiver's answer\n"
             "  subscriptions update ID [--target T] [--filter MATCHER]... [--no-filter]\n"
-            "               [--mode M] [--schedule S] [--enable | --disable]\n"
+            "               [--mode M] [--schedule S] [--skip-empty | --no-skip-empty]\n"
+            "               [--enable | --disable]\n"
             "            change a subscription; --filter replaces the whole filter\n"
+            "            (create takes --skip-empty too: digests of periods with nothing new\n"
+            "            are not sent)\n"
+            "  digest preview --subscription ID [--period DATE] [--html | --json]\n"
+            "            the digest of a digest subscription for the period that contains\n"
+            "            DATE (default: the current period, so far), as it would be sent:\n"
+            "            the subject and text, the HTML body, or the webhook's CloudEvent\n"
             "  silences create --matcher MATCHER... (--ends DATE | --for DURATION)\n"
             "               [--starts DATE] --comment TEXT\n"
             "            hold back the deliveries of the notices that satisfy every matcher\n"
@@ -647,11 +654,12 @@ static int cmd_subscriptions(const struct client *c, int argc, char **argv)
             {"target", required_argument, NULL, 't'},     {"filter", required_argument, NULL, 'f'},
             {"no-filter", no_argument, NULL, 'F'},        {"mode", required_argument, NULL, 'm'},
             {"schedule", required_argument, NULL, 's'},   {"enable", no_argument, NULL, 'e'},
-            {"disable", no_argument, NULL, 'd'},          {NULL, 0, NULL, 0}};
+            {"disable", no_argument, NULL, 'd'},          {"skip-empty", no_argument, NULL, 'k'},
+            {"no-skip-empty", no_argument, NULL, 'K'},    {NULL, 0, NULL, 0}};
         json_t *body = json_object(), *filter = NULL;
         int enable = -1, opt, bad = 0;
         optind = 0;
-        while ((opt = getopt_long(argc, argv, "S:c:t:f:Fm:s:ed", opts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "S:c:t:f:Fm:s:edkK", opts, NULL)) != -1) {
             const char *key = NULL;
             switch (opt) {
             case 'S': key = create ? "subscriber" : NULL, bad |= !create; break;
@@ -659,6 +667,8 @@ static int cmd_subscriptions(const struct client *c, int argc, char **argv)
             case 't': key = "target"; break;
             case 'm': key = "mode"; break;
             case 's': key = "schedule"; break;
+            case 'k':
+            case 'K': json_object_set_new(body, "skip_empty", json_boolean(opt == 'k')); break;
             case 'f':
             case 'F':
                 if (!filter) filter = json_array();
@@ -761,6 +771,58 @@ static int cmd_subscriptions(const struct client *c, int argc, char **argv)
     }
     int ok = v != NULL;
     json_decref(v);
+    return ok ? 0 : 1;
+}
+
+static int cmd_digest(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl digest preview --subscription ID [--period DATE] [--html | --json]\n";
+    static const struct option opts[] = {{"subscription", required_argument, NULL, 's'},
+                                         {"period", required_argument, NULL, 'p'},
+                                         {"html", no_argument, NULL, 'h'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
+    if (argc < 1 || strcmp(argv[0], "preview") != 0) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *id = NULL, *format = "text";
+    char query[1024] = "";
+    int opt;
+    CURL *curl = client_easy_new("snctl/" SN_VERSION);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "s:p:hj", opts, NULL)) != -1) {
+        if (opt == 's') {
+            id = optarg;
+        } else if (opt == 'p') {
+            query_add(curl, query, sizeof(query), "period", optarg);
+        } else if (opt == 'h' || opt == 'j') {
+            format = opt == 'h' ? "html" : "json";
+        } else {
+            curl_easy_cleanup(curl);
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    query_add(curl, query, sizeof(query), "format", format);
+    curl_easy_cleanup(curl);
+    if (!id || optind != argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    char path[1200], full[2300];
+    id_path(path, sizeof(path), "/v1/subscriptions", id, "/digest-preview");
+    snprintf(full, sizeof(full), "%s%s", path, query);
+    struct client_reply r;
+    int rc = request(c, "GET", full, NULL, &r), ok = rc == 0 && r.status == 200;
+    if (ok) {
+        fputs(r.body ? r.body : "", stdout);
+        if (r.body && r.body[0] && r.body[strlen(r.body) - 1] != '\n') putchar('\n');
+    } else if (rc == 0) {
+        print_problem(&r);
+    }
+    free(r.body);
     return ok ? 0 : 1;
 }
 
@@ -1133,6 +1195,8 @@ int main(int argc, char **argv)
         rc = cmd_silences(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "deliveries") == 0)
         rc = cmd_deliveries(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "digest") == 0)
+        rc = cmd_digest(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "audit") == 0)
         rc = cmd_audit(&c, argc - optind, argv + optind);
     else {

@@ -1,7 +1,10 @@
 """GET /v1/stats/themes: per improvement-opportunity theme, reviews,
 opportunities, share of reviews and jurisdictions over a window of event time,
 with small cells suppressed. Every expected figure is counted here, in Python,
-from the events the test sent."""
+from the events the test sent. An admin's window is exact, (until - window,
+until]; anyone else's is whole UTC months, [first instant of the month holding
+until - window, first instant of the month after the one holding until), so
+that no reply dates a review more finely than a month."""
 import datetime
 import decimal
 import json
@@ -46,11 +49,29 @@ def stats(b, token, **query):
     return status, resp_headers, json.loads(raw) if raw else None
 
 
-def expected(current, window, start, end, min_cell=3):
+def month_floor(t):
+    """The first instant (UTC) of the month holding t."""
+    t = t.astimezone(datetime.timezone.utc)
+    return datetime.datetime(t.year, t.month, 1, tzinfo=datetime.timezone.utc)
+
+
+def next_month(t):
+    """The first instant (UTC) of the month after the one holding t."""
+    f = month_floor(t)
+    return datetime.datetime(f.year + f.month // 12, f.month % 12 + 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def expected(current, window, start, end, min_cell=3, by_month=False):
     """The reply, counted from current: {(jurisdiction, review_id): (finalized_at,
     [theme of each improvement opportunity])}, the latest version of each
-    review. A review counts in (start, end]."""
-    inside = {k: v for k, v in current.items() if start < v[0] <= end}
+    review. start and end are the exact ends, until - window and until. An
+    admin's review counts in (start, end]; with by_month (anyone else), the ends
+    are rounded out to whole UTC months and a review counts in [start, end)."""
+    if by_month:
+        start, end = month_floor(start), next_month(end)
+        inside = {k: v for k, v in current.items() if start <= v[0] < end}
+    else:
+        inside = {k: v for k, v in current.items() if start < v[0] <= end}
     themes = {}
     for (jurisdiction, review_id), (_, io_themes) in inside.items():
         for theme in io_themes:
@@ -75,7 +96,7 @@ def expected(current, window, start, end, min_cell=3):
     # suppressed review counts tie: their order must not tell 1 from 2
     rows.sort(key=lambda r: (-(r["reviews"] if isinstance(r["reviews"], int) else 0), r["theme"]))
     return {"window": window, "from": rfc3339(start), "until": rfc3339(end),
-            "reviews": cell(len(inside)),
+            "granularity": "month" if by_month else "millisecond", "reviews": cell(len(inside)),
             "jurisdictions": cell(len({j for j, _ in inside})), "themes": rows}
 
 
@@ -108,7 +129,8 @@ FIXED = [
      ["policy", "safety_planning", "safety_planning", "supervision"]),
     ("US-OH", "oh-2b", "R-2", "2026-02-20T00:00:00Z", ["information_sharing", "economic_support"]),
     ("US-OH", "oh-3", "R-3", "2026-04-01T00:00:00Z", ["policy", "information_sharing"]),
-    # at the window's end (counts) and start (does not: the window is (from, until])
+    # at an admin's window's end (counts) and start (does not: the window is (from,
+    # until]); a reader's window of whole months, from 1 June 2025, holds both
     ("US-CO", "co-1", "R-1", UNTIL, ["teamwork_coordination", "policy"]),
     ("US-CO", "co-2", "R-2", "2025-06-30T00:00:00Z", ["teamwork_coordination", "training"]),
     # outside the 365 days before UNTIL
@@ -138,15 +160,42 @@ def test_themes_over_a_window_with_small_cells_suppressed():
     b = started()
     current = post_fixed(b)
     reader = new_token(b, "subscriber", "US-TN")
+    admin = b.read("admin.token").strip()
     until = parse_time(UNTIL)
+    year = datetime.timedelta(days=365)
     status, headers, got = stats(b, reader, window="365d", until=UNTIL)
-    want = expected(current, "365d", until - datetime.timedelta(days=365), until)
+    want = expected(current, "365d", until - year, until, by_month=True)
     check(status == 200 and headers["Content-Type"] == "application/json",
           "200 application/json for any valid token", 200, (status, headers["Content-Type"], got))
     check(got == want, "the reply matches the figures counted from the events sent", want, got)
-    # the same figures, written out by hand, so that a slip in expected() shows
-    hand = {"window": "365d", "from": "2025-06-30T00:00:00Z", "until": UNTIL, "reviews": 8,
-            "jurisdictions": 4, "themes": [
+    # the same figures, written out by hand, so that a slip in expected() shows:
+    # whole months from 1 June 2025 up to 1 July 2026, so CO's review of 30 June
+    # 2025 counts too
+    hand = {"window": "365d", "from": "2025-06-01T00:00:00Z", "until": "2026-07-01T00:00:00Z",
+            "granularity": "month", "reviews": 9, "jurisdictions": 4, "themes": [
+                {"theme": "teamwork_coordination", "reviews": 6, "improvement_opportunities": 7,
+                 "share_of_reviews": 0.667, "jurisdictions": 4},
+                {"theme": "economic_support", "reviews": 5, "improvement_opportunities": 5,
+                 "share_of_reviews": 0.556, "jurisdictions": 3},
+                {"theme": "information_sharing", "reviews": 3, "improvement_opportunities": 3,
+                 "share_of_reviews": None, "jurisdictions": "<3"},
+                {"theme": "assessment", "reviews": "<3", "improvement_opportunities": "<3",
+                 "share_of_reviews": None, "jurisdictions": "<3"},
+                {"theme": "policy", "reviews": "<3", "improvement_opportunities": "<3",
+                 "share_of_reviews": None, "jurisdictions": "<3"},
+                {"theme": "training", "reviews": "<3", "improvement_opportunities": "<3",
+                 "share_of_reviews": None, "jurisdictions": "<3"},
+                {"theme": "workload", "reviews": "<3", "improvement_opportunities": "<3",
+                 "share_of_reviews": None, "jurisdictions": "<3"}]}
+    check(got == hand, "the hand count (whole months)", hand, got)
+
+    # an admin's window is exact, (until - 365 days, until]
+    status, _, got = stats(b, admin, window="365d", until=UNTIL)
+    want = expected(current, "365d", until - year, until)
+    check(status == 200 and got == want, "an admin's exact window, counted from the events sent",
+          want, got)
+    hand = {"window": "365d", "from": "2025-06-30T00:00:00Z", "until": UNTIL,
+            "granularity": "millisecond", "reviews": 8, "jurisdictions": 4, "themes": [
                 {"theme": "economic_support", "reviews": 5, "improvement_opportunities": 5,
                  "share_of_reviews": 0.625, "jurisdictions": 3},
                 {"theme": "teamwork_coordination", "reviews": 5, "improvement_opportunities": 6,
@@ -159,38 +208,87 @@ def test_themes_over_a_window_with_small_cells_suppressed():
                  "share_of_reviews": None, "jurisdictions": "<3"},
                 {"theme": "workload", "reviews": "<3", "improvement_opportunities": "<3",
                  "share_of_reviews": None, "jurisdictions": "<3"}]}
-    check(got == hand, "the hand count", hand, got)
+    check(got == hand, "the hand count (an admin's exact window)", hand, got)
 
     # until moves the window: GA's July review comes in, OH's September one stays
     later = parse_time("2026-07-31T00:00:00Z")
-    status, _, got = stats(b, reader, until="2026-07-31T00:00:00Z")
-    want = expected(current, "365d", later - datetime.timedelta(days=365), later)
-    check(status == 200 and got == want, "until moves the window (default window 365d)", want, got)
-    check(got["reviews"] == 9 and got["themes"][0] == {
-        "theme": "economic_support", "reviews": 6, "improvement_opportunities": 6,
-        "share_of_reviews": 0.667, "jurisdictions": 3}, "GA's July review counts", None, got)
-    # other windows and units; an offset in until
+    for who, token, by_month in (("a reader", reader, True), ("an admin", admin, False)):
+        status, _, got = stats(b, token, until="2026-07-31T00:00:00Z")
+        want = expected(current, "365d", later - year, later, by_month=by_month)
+        check(status == 200 and got == want, "until moves %s's window (default window 365d)" % who,
+              want, got)
+        check(got["reviews"] == 9 and got["themes"][0] == {
+            "theme": "economic_support", "reviews": 6, "improvement_opportunities": 6,
+            "share_of_reviews": 0.667, "jurisdictions": 3}, "GA's July review counts", None, got)
+    # other windows and units; an offset in until. 90 days before until is 1
+    # April 2026, the first instant of a month and OH's review R-3's time: in a
+    # reader's window [from, until), not in an admin's (from, until]
     for window, days in (("52w", 364), ("90d", 90), ("2160h", 90), ("3660d", 3660)):
-        status, _, got = stats(b, reader, window=window, until="2026-06-29T20:00:00-04:00")
-        want = expected(current, window, until - datetime.timedelta(days=days), until)
-        check(status == 200 and got == want, "window=%s" % window, want, got)
-    status, _, got = stats(b, reader, window="1h", until="2026-03-01T10:00:00.500Z")
+        for token, by_month in ((reader, True), (admin, False)):
+            status, _, got = stats(b, token, window=window, until="2026-06-29T20:00:00-04:00")
+            want = expected(current, window, until - datetime.timedelta(days=days), until,
+                            by_month=by_month)
+            check(status == 200 and got == want, "window=%s (%s)" % (window, got.get("granularity")),
+                  want, got)
+    status, _, got = stats(b, admin, window="90d", until=UNTIL)
+    check(got["from"] == "2026-04-01T00:00:00Z" and got["reviews"] == "<3",
+          "an admin's 90 days: GA's R-2 and CO's R-1, not OH's R-3 (1 April)", None, got)
+    status, _, got = stats(b, reader, window="90d", until=UNTIL)
+    check(got["from"] == "2026-04-01T00:00:00Z" and got["until"] == "2026-07-01T00:00:00Z"
+          and got["reviews"] == 3, "a reader's 90 days are April to June, with OH's R-3 (1 April)",
+          None, got)
     end = parse_time("2026-03-01T10:00:00.500Z")
+    status, _, got = stats(b, admin, window="1h", until="2026-03-01T10:00:00.500Z")
     want = expected(current, "1h", end - datetime.timedelta(hours=1), end)
-    check(status == 200 and got == want and got["reviews"] == "<3",
-          "one hour, milliseconds kept; one review is a small cell", want, got)
-    status, _, got = stats(b, reader, until="2020-01-01T00:00:00Z")
-    check(status == 200 and got["themes"] == [] and got["reviews"] == "<3"
-          and got["jurisdictions"] == "<3", "an empty window: no themes", None, got)
+    check(status == 200 and got == want and got["reviews"] == "<3"
+          and got["from"] == "2026-03-01T09:00:00.500Z",
+          "one hour, milliseconds kept for an admin; one review is a small cell", want, got)
+    status, _, got = stats(b, reader, window="1h", until="2026-03-01T10:00:00.500Z")
+    want = expected(current, "1h", end - datetime.timedelta(hours=1), end, by_month=True)
+    check(status == 200 and got == want and got["reviews"] == "<3"
+          and (got["from"], got["until"]) == ("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+          "one hour is the month of March for a reader", want, got)
+    for token, by_month in ((reader, True), (admin, False)):
+        status, _, got = stats(b, token, until="2020-01-01T00:00:00Z")
+        check(status == 200 and got["themes"] == [] and got["reviews"] == "<3"
+              and got["jurisdictions"] == "<3", "an empty window: no themes", None, got)
 
-    # now by default
-    status, _, got = stats(b, reader)
+    # a review at the first instant of a month (R-3 of US-OH, 1 April 2026)
+    # counts in that month's windows, and in no window of the month before
+    def themes(token, until, window="1h"):
+        status, _, got = stats(b, token, window=window, until=until)
+        end = parse_time(until)
+        want = expected(current, window, end - datetime.timedelta(hours=1), end, by_month=True)
+        check(status == 200 and got == want, "until=%s window=%s" % (until, window), want, got)
+        return [t["theme"] for t in got["themes"]]
+    for until in ("2026-03-15T00:00:00Z", "2026-03-31T23:59:59.999Z", "2026-03-31T00:00:00Z"):
+        check("policy" not in themes(reader, until), "R-3 is not in March (until=%s)" % until)
+    for until in ("2026-04-01T01:00:00Z", "2026-04-15T00:00:00Z", "2026-04-30T23:59:59.999Z"):
+        check("policy" in themes(reader, until), "R-3 is in April (until=%s)" % until)
+    check("policy" not in themes(reader, "2026-05-01T01:00:00Z"), "R-3 is not in May")
+
+    # nothing finer than a month: every until in June gives a reader the same reply
+    replies = [stats(b, reader, window="30d", until=u)[2] for u in (
+        "2026-06-01T00:00:00Z", "2026-06-15T13:37:00.123Z", "2026-06-30T23:59:59.999Z")]
+    check(replies[0]["from"] == "2026-05-01T00:00:00Z" and replies[0]["until"] == "2026-07-01T00:00:00Z"
+          and all(r == replies[0] for r in replies), "one reply for every until in June", None,
+          replies)
+
+    # now by default: for an admin, now; for a reader, the start of next month
+    status, _, got = stats(b, admin)
     now = datetime.datetime.now(datetime.timezone.utc)
     end = parse_time(got["until"])
     check(status == 200 and got["window"] == "365d" and abs((now - end).total_seconds()) < 60,
           "until is now by default", rfc3339(now), got)
-    check(got == expected(current, "365d", end - datetime.timedelta(days=365), end),
+    check(got == expected(current, "365d", end - year, end),
           "the default window is the 365 days before now", None, got)
+    before = datetime.datetime.now(datetime.timezone.utc)
+    status, _, got = stats(b, reader)
+    after = datetime.datetime.now(datetime.timezone.utc)
+    wants = [expected(current, "365d", t - year, t, by_month=True) for t in (before, after)]
+    check(status == 200 and got in wants and got["until"] in (rfc3339(next_month(before)),
+                                                               rfc3339(next_month(after))),
+          "a reader's default window: the months from 365 days ago to this one", wants, got)
 
 
 def test_privacy_min_cell_is_configurable():
