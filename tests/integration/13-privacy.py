@@ -38,10 +38,9 @@ what the canary stands for; all surfaces are scanned before the test fails.
 A check of the scanner itself: the owning jurisdiction's own review reply,
 which holds canaries by design, is found to hold them.
 
-Not covered yet: no dashboard exists (issue 7), and digests are refused (a
-digest subscription is a 422): when either arrives, its pages and messages
-belong in this scan (the test fails when a digest subscription is accepted, as
-a reminder).
+The dashboard (as admin and as another jurisdiction's subscriber) and the
+digest a US-TN leader would get (its preview, text, HTML and JSON, over
+half a year of weeks) are scanned too.
 
 A reply need not hold a timestamp to give it away: test_stats_do_not_date_a_review
 bisects GET /v1/stats/themes?until= as another jurisdiction would.
@@ -50,9 +49,11 @@ import datetime
 import email
 import email.policy
 import glob
+import http.client as httpclient
 import json
 import os
 import re
+import urllib.parse
 import subprocess
 import tempfile
 import time
@@ -349,11 +350,11 @@ def test_no_case_detail_reaches_anyone_else():
     for path, sub in hooks.items():
         rx.config(path, [sub["secret"]])
     mail = subscribe(b, tn_sub, "US-TN", "email", "%s-tn-lead@example.org" % private, [])
-    st, refused = api_json(b, "/v1/subscriptions", admin, "POST", {
-        "subscriber": "US-TN", "channel": "email", "target": "digest@example.org", "mode": "digest",
-        "schedule": "weekly"})
-    check(st == 422, "digests are refused for now: once they are sent, add a digest subscriber to this test",
-          422, (st, refused))
+    # a digest subscriber: what its digest would say is scanned below (preview)
+    st, digest_sub = api_json(b, "/v1/subscriptions", tn_sub, "POST", {
+        "subscriber": "US-TN", "channel": "webhook", "target": rx.url("/tn-digest"), "mode": "digest",
+        "schedule": "weekly mon 07:00 America/Chicago", "filter": []})
+    check(st == 201, "a digest subscription", 201, (st, digest_sub))
 
     # the data set: six months up to yesterday, every free text, review id and event id a canary
     today = datetime.datetime.now(datetime.timezone.utc).date()
@@ -497,6 +498,40 @@ def test_no_case_detail_reaches_anyone_else():
                 scan.add("API to another jurisdiction", where, "an answer",
                          "%s: %d %r (US-TN's %s)" % (where, st, raw[:300], what))
             scan.scan("API to another jurisdiction", where, raw)
+
+    # the digest a US-TN leader would get, in every form, for this week and the ones before
+    for weeks in range(0, 27, 4):
+        day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(weeks=weeks)).date()
+        for form in ("text", "html", "json"):
+            path = "/v1/subscriptions/%d/digest-preview?format=%s&period=%s" % (digest_sub["id"], form, day)
+            st, _, raw = api(b, path, tn_sub)
+            check(st == 200, "GET " + path, 200, (st, raw[:300]))
+            # a digest names its period's bounds (days), which are not a review's
+            scan.scan("digest", path, raw)
+
+    # the dashboard, as admin and as another jurisdiction's subscriber sees it
+    def dashboard_page(path, cookie):
+        host, port = b.address.rsplit(":", 1)
+        conn = httpclient.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", path, headers={"Cookie": "sn_session=" + cookie})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    for who, token in (("admin", admin), (OTHER + " subscriber", other_sub)):
+        host, port = b.address.rsplit(":", 1)
+        conn = httpclient.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", "/dashboard/login", body=urllib.parse.urlencode({"token": token}),
+                     headers={"Content-Type": "application/x-www-form-urlencoded",
+                              "Origin": "http://" + b.address})
+        resp = conn.getresponse()
+        resp.read()
+        cookie = (resp.getheader("Set-Cookie") or "").split(";")[0].partition("=")[2]
+        check(resp.status == 303 and cookie, "dashboard login as " + who, 303, resp.status)
+        paths = ["/dashboard", "/dashboard/delivery"] + ["/dashboard/notices/" + n["id"] for n in page["items"]]
+        for path in paths:
+            st, raw = dashboard_page(path, cookie)
+            check(st in (200, 403, 404), "GET %s as %s" % (path, who), 200, st)
+            scan.scan("dashboard", "%s as %s" % (path, who), raw, notice=True)
 
     # metrics, after all of the above
     st, _, raw = http("GET", b.url("/metrics"))
