@@ -256,31 +256,6 @@ static long long parse_id(const char *text)
     return errno || *end || end == text || id <= 0 ? 0 : id;
 }
 
-struct list_ctx {
-    struct http_request *r;
-    int limit;
-};
-
-static void on_listed(PGresult *res, void *arg)
-{
-    struct list_ctx *c = arg;
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot read the audit log");
-        http_reply_unavailable(c->r, "the database is not available");
-        free(c);
-        return;
-    }
-    json_t *items = json_array();
-    int n = PQntuples(res), shown = n > c->limit ? c->limit : n;
-    for (int i = 0; i < shown; i++)
-        json_array_append_new(items, json_loads(PQgetvalue(res, i, 1), 0, NULL));
-    json_t *next = n > c->limit ? json_string(PQgetvalue(res, shown - 1, 0)) : json_null();
-    http_reply_json(c->r, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
-    free(c);
-}
-
 void audit_http_list(struct http_request *r)
 {
     static const char *const allowed[] = {"since",  "until", "token",  "who", "action",
@@ -349,7 +324,8 @@ void audit_http_list(struct http_request *r)
                             action,
                             review,
                             limit_plus};
-    struct list_ctx *c = xcalloc(1, sizeof(*c));
+    struct broker_page *c = xcalloc(1, sizeof(*c));
+    c->what = "cannot read the audit log";
     c->r = r;
     c->limit = (int)limit;
     enum sn_err rc = store_query(
@@ -370,7 +346,7 @@ void audit_http_list(struct http_request *r)
         "        OR resource->'events' @> jsonb_build_array(jsonb_build_object('review_id',"
         "                                                                      $7::text)))"
         " ORDER BY id DESC LIMIT $8::int",
-        8, params, on_listed, c);
+        8, params, broker_reply_page, c);
     evhttp_clear_headers(&q);
-    if (rc != SN_OK) on_listed(NULL, c);
+    if (rc != SN_OK) broker_reply_page(NULL, c);
 }

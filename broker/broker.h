@@ -4,6 +4,7 @@
 #define SN_BROKER_H
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 
 #include "auth.h"
 #include "conf.h"
@@ -59,6 +60,17 @@ int broker_authenticate_or_reply(struct http_request *r, struct identity *who);
 /* The same, and replies 403 unless the token is an admin's; what completes
  * "only an admin token ..." in the reply. */
 int broker_require_admin_or_reply(struct http_request *r, struct identity *who, const char *what);
+
+/* A page of a keyset-paginated list (GET /v1/notices, deliveries, audit):
+ * the query's rows are (cursor, item as JSON text), one more than limit when
+ * there is a next page. As a store callback: replies {"items", "next_cursor"},
+ * or 503 and logs what on a database error; frees the page. */
+struct broker_page {
+    struct http_request *r;
+    int limit;
+    const char *what; /* "cannot list notices" */
+};
+void broker_reply_page(PGresult *res, void *arg);
 
 /* Route handlers (ingest_http.c, tokens_http.c). */
 void ingest_http_post_events(struct http_request *r);

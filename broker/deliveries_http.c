@@ -49,31 +49,6 @@ static int one_of(const char *value, const char *const *allowed)
     return 0;
 }
 
-struct list_ctx {
-    struct http_request *r;
-    int limit;
-};
-
-static void on_listed(PGresult *res, void *arg)
-{
-    struct list_ctx *c = arg;
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot list deliveries");
-        http_reply_unavailable(c->r, "the database is not available");
-        free(c);
-        return;
-    }
-    json_t *items = json_array();
-    int n = PQntuples(res), shown = n > c->limit ? c->limit : n;
-    for (int i = 0; i < shown; i++)
-        json_array_append_new(items, json_loads(PQgetvalue(res, i, 1), 0, NULL));
-    json_t *next = n > c->limit ? json_string(PQgetvalue(res, shown - 1, 0)) : json_null();
-    http_reply_json(c->r, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
-    free(c);
-}
-
 void deliveries_http_list(struct http_request *r)
 {
     static const char *const allowed[] = {"state",  "channel", "subscription", "notice", "limit",
@@ -121,7 +96,8 @@ void deliveries_http_list(struct http_request *r)
     char limit_plus[24];
     snprintf(limit_plus, sizeof(limit_plus), "%ld", limit + 1);
     const char *params[] = {cursor, state, channel, subscription, notice, limit_plus};
-    struct list_ctx *c = xcalloc(1, sizeof(*c));
+    struct broker_page *c = xcalloc(1, sizeof(*c));
+    c->what = "cannot list deliveries";
     c->r = r;
     c->limit = (int)limit;
     enum sn_err rc = store_query(b->store,
@@ -132,9 +108,9 @@ void deliveries_http_list(struct http_request *r)
                                  "   AND ($4::bigint IS NULL OR o.subscription_id = $4::bigint)"
                                  "   AND ($5::text IS NULL OR o.notice_id = $5::text)"
                                  " ORDER BY o.id DESC LIMIT $6::int",
-                                 6, params, on_listed, c);
+                                 6, params, broker_reply_page, c);
     evhttp_clear_headers(&q);
-    if (rc != SN_OK) on_listed(NULL, c);
+    if (rc != SN_OK) broker_reply_page(NULL, c);
 }
 
 static void on_got(PGresult *res, void *arg)

@@ -17,31 +17,6 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     500
 
-struct list_ctx {
-    struct http_request *r;
-    int limit;
-};
-
-static void on_listed(PGresult *res, void *arg)
-{
-    struct list_ctx *c = arg;
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot list notices");
-        http_reply_unavailable(c->r, "the database is not available");
-        free(c);
-        return;
-    }
-    json_t *items = json_array();
-    int n = PQntuples(res), shown = n > c->limit ? c->limit : n;
-    for (int i = 0; i < shown; i++)
-        json_array_append_new(items, json_loads(PQgetvalue(res, i, 1), 0, NULL));
-    json_t *next = n > c->limit ? json_string(PQgetvalue(res, shown - 1, 0)) : json_null();
-    http_reply_json(c->r, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
-    free(c);
-}
-
 static int one_of(const char *value, const char *const *allowed)
 {
     for (size_t i = 0; allowed[i]; i++)
@@ -118,7 +93,8 @@ void notices_http_list(struct http_request *r)
                             label_text,
                             since_text,
                             limit_plus};
-    struct list_ctx *c = xcalloc(1, sizeof(*c));
+    struct broker_page *c = xcalloc(1, sizeof(*c));
+    c->what = "cannot list notices";
     c->r = r;
     c->limit = (int)limit;
     enum sn_err rc = store_query(
@@ -128,10 +104,10 @@ void notices_http_list(struct http_request *r)
         "   AND ($4 = '' OR rule = $4) AND group_labels @> $5::jsonb"
         "   AND issued_at >= $6::timestamptz"
         " ORDER BY seq LIMIT $7::int",
-        7, params, on_listed, c);
+        7, params, broker_reply_page, c);
     free(label_text);
     evhttp_clear_headers(&q);
-    if (rc != SN_OK) on_listed(NULL, c);
+    if (rc != SN_OK) broker_reply_page(NULL, c);
 }
 
 struct get_ctx {

@@ -1,12 +1,14 @@
 /* The operational routes: liveness, readiness and metrics. */
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
 #include "broker.h"
 #include "kafka.h"
 #include "leader.h"
+#include "log.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -43,6 +45,24 @@ static int admit_or_reply(struct http_request *r, const struct identity *who, co
     free(caller);
     if (admitted) audit_begin(r, who, subject);
     return admitted;
+}
+
+void broker_reply_page(PGresult *res, void *arg)
+{
+    struct broker_page *c = arg;
+    if (!res || store_failed(res)) {
+        if (res) log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)), "%s", c->what);
+        http_reply_unavailable(c->r, "the database is not available");
+        free(c);
+        return;
+    }
+    json_t *items = json_array();
+    int n = PQntuples(res), shown = n > c->limit ? c->limit : n;
+    for (int i = 0; i < shown; i++)
+        json_array_append_new(items, json_loads(PQgetvalue(res, i, 1), 0, NULL));
+    json_t *next = n > c->limit ? json_string(PQgetvalue(res, shown - 1, 0)) : json_null();
+    http_reply_json(c->r, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
+    free(c);
 }
 
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
