@@ -85,8 +85,11 @@ static void wake(struct outbox *o)
     event_active(o->wake_ev, EV_TIMEOUT, 0);
 }
 
-int64_t outbox_next_wait(const struct outbox_options *opt, const char *channel, int attempt,
-                         int64_t retry_after_ms, double jitter)
+/* The wait before attempt `attempt + 1` after attempt `attempt` failed, with
+ * +-10% jitter (jitter in [0, 1) picks where): -1 when the schedule is over
+ * (dead letter). Kafka deliveries wait the first step forever. */
+static int64_t outbox_next_wait(const struct outbox_options *opt, const char *channel, int attempt,
+                                int64_t retry_after_ms, double jitter)
 {
     int kafka = strcmp(channel, "kafka") == 0;
     if (!kafka && attempt > opt->schedule_len) return -1;

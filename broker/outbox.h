@@ -48,13 +48,6 @@ typedef void (*outbox_test_fn)(const struct delivery *d, int delivered, void *ar
 void outbox_send_test(struct outbox *o, const char *channel, const char *target,
                       const char *secrets, outbox_test_fn done, void *arg);
 
-/* The wait before attempt `attempt + 1` after attempt `attempt` failed, with
- * +-10% jitter (jitter in [0, 1) picks where): -1 when the schedule is over
- * (dead letter). Kafka deliveries wait the first step forever. Exposed for
- * tests. */
-int64_t outbox_next_wait(const struct outbox_options *opt, const char *channel, int attempt,
-                         int64_t retry_after_ms, double jitter);
-
 void outbox_free(struct outbox *o);
 
 #endif

@@ -10,6 +10,7 @@
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "store.h"
 
 int broker_ready(const struct broker *b, json_t *checks)
@@ -27,6 +28,10 @@ int broker_ready(const struct broker *b, json_t *checks)
         json_object_set_new(checks, "rule_engine",
                             json_pack("{s:b,s:s}", "ready", 1, "detail",
                                       b->leader ? leader_state(b->leader) : "stopped"));
+        /* for information too: deliveries wait in the outbox meanwhile */
+        json_object_set_new(checks, "delivery",
+                            json_pack("{s:b,s:s}", "ready", 1, "detail",
+                                      b->outbox ? outbox_detail(b->outbox) : "stopped"));
     }
     return db && kafka && !b->shutting_down;
 }
