@@ -71,6 +71,10 @@ struct broker_page {
     const char *what; /* "cannot list notices" */
 };
 void broker_reply_page(PGresult *res, void *arg);
+/* 1 when res holds exactly one row. Else replies, and returns 0: 503 on a
+ * database error (logged as what), 404 with not_found when there is no row. */
+int broker_one_row_or_reply(struct http_request *r, PGresult *res, const char *what,
+                            const char *not_found);
 
 /* Route handlers (ingest_http.c, tokens_http.c). */
 void ingest_http_post_events(struct http_request *r);

@@ -116,17 +116,8 @@ void deliveries_http_list(struct http_request *r)
 static void on_got(PGresult *res, void *arg)
 {
     struct http_request *r = arg;
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot read a delivery");
-        http_reply_unavailable(r, "the database is not available");
+    if (!broker_one_row_or_reply(r, res, "cannot read a delivery", "no delivery with this id"))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_reply_problem(r, 404, "Not Found", "no delivery with this id", NULL);
-        return;
-    }
     json_t *delivery = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     json_t *history = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
     json_object_set_new(delivery, "history", history ? history : json_array());
@@ -165,17 +156,8 @@ static void on_retried(PGresult *res, void *arg)
     struct http_request *r = c->r;
     long long token_id = c->token_id;
     free(c);
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot retry a delivery");
-        http_reply_unavailable(r, "the database is not available");
+    if (!broker_one_row_or_reply(r, res, "cannot retry a delivery", "no delivery with this id"))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_reply_problem(r, 404, "Not Found", "no delivery with this id", NULL);
-        return;
-    }
     json_t *delivery = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     const char *refused = PQgetvalue(res, 0, 1);
     long long id = (long long)json_integer_value(json_object_get(delivery, "id"));

@@ -63,14 +63,8 @@ static void on_loaded(PGresult *res, void *arg)
     struct preview_ctx *c = arg;
     struct http_request *r = c->r;
     struct broker *b = r->app;
-    if (!res || store_failed(res)) {
+    if (!broker_one_row_or_reply(r, res, "cannot read a subscription", "no such subscription")) {
         free(c);
-        http_reply_unavailable(r, "the database is not available");
-        return;
-    }
-    if (PQntuples(res) != 1) {
-        free(c);
-        http_reply_problem(r, 404, "Not Found", "no such subscription", NULL);
         return;
     }
     if (strcmp(PQgetvalue(res, 0, 3), "digest") != 0 || PQgetisnull(res, 0, 2)) {

@@ -52,12 +52,29 @@ static int admit_or_reply(struct http_request *r, const struct identity *who, co
     return admitted;
 }
 
+/* 503 and 0 on a database error (a lost connection: res NULL), logged as
+ * what; else 1. */
+static int db_ok_or_reply(struct http_request *r, PGresult *res, const char *what)
+{
+    if (res && !store_failed(res)) return 1;
+    if (res) log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)), "%s", what);
+    http_reply_unavailable(r, "the database is not available");
+    return 0;
+}
+
+int broker_one_row_or_reply(struct http_request *r, PGresult *res, const char *what,
+                            const char *not_found)
+{
+    if (!db_ok_or_reply(r, res, what)) return 0;
+    if (PQntuples(res) == 1) return 1;
+    http_reply_problem(r, 404, "Not Found", not_found, NULL);
+    return 0;
+}
+
 void broker_reply_page(PGresult *res, void *arg)
 {
     struct broker_page *c = arg;
-    if (!res || store_failed(res)) {
-        if (res) log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)), "%s", c->what);
-        http_reply_unavailable(c->r, "the database is not available");
+    if (!db_ok_or_reply(c->r, res, c->what)) {
         free(c);
         return;
     }

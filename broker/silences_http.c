@@ -303,14 +303,8 @@ void silences_http_list(struct http_request *r)
 static void on_got(PGresult *res, void *arg)
 {
     struct http_request *r = arg;
-    if (!res || store_failed(res)) {
-        http_reply_unavailable(r, "the database is not available");
+    if (!broker_one_row_or_reply(r, res, "cannot read a silence", "no silence with this id"))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_reply_problem(r, 404, "Not Found", "no silence with this id", NULL);
-        return;
-    }
     http_reply_json(r, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
 }
 
@@ -340,17 +334,8 @@ static void on_expired(PGresult *res, void *arg)
     struct http_request *r = c->r;
     long long token_id = c->token_id;
     free(c);
-    if (!res || store_failed(res)) {
-        if (res)
-            log_error(json_pack("{s:s}", "error", PQresultErrorMessage(res)),
-                      "cannot expire a silence");
-        http_reply_unavailable(r, "the database is not available");
+    if (!broker_one_row_or_reply(r, res, "cannot expire a silence", "no silence with this id"))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        http_reply_problem(r, 404, "Not Found", "no silence with this id", NULL);
-        return;
-    }
     json_t *silence = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
         log_info(json_pack("{s:O,s:O,s:I}", "silence_id", json_object_get(silence, "id"),
