@@ -57,6 +57,22 @@ const char *fact_label_name(int index)
     return index >= 0 && index < FACT_LABEL_COUNT ? label_names[index] : NULL;
 }
 
+const char *const *notice_label_names(void)
+{
+    static const char *names[4 + FACT_LABEL_COUNT + 1];
+    if (!names[0]) {
+        size_t n = 0;
+        names[n++] = "severity";
+        names[n++] = "rule";
+        names[n++] = "status";
+        names[n++] = "jurisdiction";
+        for (int i = 0; i < FACT_LABEL_COUNT; i++)
+            if (i != FACT_JURISDICTION) names[n++] = label_names[i];
+        names[n] = NULL;
+    }
+    return names;
+}
+
 void fact_labels_from_json(const json_t *fact, struct fact_labels *f)
 {
     for (int i = 0; i < FACT_LABEL_COUNT; i++)

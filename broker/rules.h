@@ -43,6 +43,11 @@ struct fact_labels {
 int fact_label_index(const char *name);
 /* The label's name ("theme"), or NULL for an index out of range. */
 const char *fact_label_name(int index);
+/* The labels of a notice that subscription filters and silences match, as
+ * migration 005's sn_notice_labels() gives them: severity, rule, status,
+ * jurisdiction (one the notice names) and the group labels, which are fact
+ * labels. NULL-terminated. */
+const char *const *notice_label_names(void);
 /* Fills f from a fact object of facts_from_review(); the strings stay owned by
  * fact. A label that is absent or not a string is NULL. */
 void fact_labels_from_json(const json_t *fact, struct fact_labels *f);

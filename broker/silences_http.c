@@ -37,24 +37,6 @@
     " 'active', s.starts_at <= now() AND now() < s.ends_at)::text"
 /* clang-format on */
 
-/* What a silence's matchers may name: the labels of a notice as migration
- * 005's sn_notice_labels() gives them (the group labels are fact labels). */
-static const char *const *silence_labels(void)
-{
-    static const char *names[4 + FACT_LABEL_COUNT + 1];
-    if (!names[0]) {
-        size_t n = 0;
-        names[n++] = "severity";
-        names[n++] = "rule";
-        names[n++] = "status";
-        names[n++] = "jurisdiction";
-        for (int i = 0; i < FACT_LABEL_COUNT; i++)
-            if (i != FACT_JURISDICTION) names[n++] = fact_label_name(i);
-        names[n] = NULL;
-    }
-    return names;
-}
-
 /* The id of a /v1/silences/{id} path, or 0 when it cannot be one. */
 static long long path_id(const char *text)
 {
@@ -177,7 +159,7 @@ void silences_http_create(struct http_request *r)
         add_error(errors, "/matchers", "is required: an array of matchers such as \"rule=x\"");
     } else if (json_is_array(given) && json_array_size(given) == 0) {
         add_error(errors, "/matchers", "must hold at least one matcher");
-    } else if (matcher_list_parse(given, silence_labels(), "/matchers", &list, errors) != 0) {
+    } else if (matcher_list_parse(given, notice_label_names(), "/matchers", &list, errors) != 0) {
         memset(&list, 0, sizeof(list));
     }
 

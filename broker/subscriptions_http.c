@@ -31,23 +31,6 @@
 /* $1 id, $2 the caller's jurisdiction ('' for admin) */
 #define OWNED "id = $1::bigint AND deleted_at IS NULL AND ($2 = '' OR subscriber = $2)"
 
-/* The labels a filter may use: the notice's own, and every group label. */
-static const char *const *filter_labels(void)
-{
-    static const char *names[FACT_LABEL_COUNT + 5];
-    if (!names[0]) {
-        size_t n = 0;
-        names[n++] = "severity";
-        names[n++] = "rule";
-        names[n++] = "status";
-        names[n++] = "jurisdiction";
-        for (int i = 0; i < FACT_LABEL_COUNT; i++)
-            if (strcmp(fact_label_name(i), "jurisdiction") != 0) names[n++] = fact_label_name(i);
-        names[n] = NULL;
-    }
-    return names;
-}
-
 static void add_error(json_t *errors, const char *pointer, const char *message)
 {
     json_array_append_new(errors, json_pack("{s:s,s:s}", "pointer", pointer, "message", message));
@@ -81,7 +64,7 @@ static void check_fields(const struct broker *b, const json_t *body, const char 
     *matchers = NULL;
     if (filter) {
         struct matcher_list list;
-        if (matcher_list_parse(filter, filter_labels(), "/filter", &list, errors) == 0) {
+        if (matcher_list_parse(filter, notice_label_names(), "/filter", &list, errors) == 0) {
             *matchers = matcher_list_to_json(&list);
             matcher_list_free(&list);
         }
