@@ -70,21 +70,26 @@ static int unhex(const char *hex, unsigned char *out, size_t len)
     return 0;
 }
 
+/* Row i of a token query (id, hex SHA-256, role, jurisdiction) into t; -1
+ * when it cannot be read. */
+static int token_from_row(const PGresult *res, int i, struct cached_token *t)
+{
+    if (unhex(PQgetvalue(res, i, 1), t->sha256, sizeof(t->sha256)) != 0 ||
+        auth_role_parse(PQgetvalue(res, i, 2), &t->identity.role) != 0)
+        return -1;
+    t->identity.token_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    snprintf(t->identity.jurisdiction, sizeof(t->identity.jurisdiction), "%s",
+             PQgetvalue(res, i, 3));
+    return 0;
+}
+
 void auth_load(struct auth *a, const PGresult *res)
 {
     size_t n = (size_t)PQntuples(res);
     struct cached_token *tokens = xcalloc(n, sizeof(*tokens));
     size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct cached_token *t = &tokens[kept];
-        if (unhex(PQgetvalue(res, (int)i, 1), t->sha256, sizeof(t->sha256)) != 0 ||
-            auth_role_parse(PQgetvalue(res, (int)i, 2), &t->identity.role) != 0)
-            continue;
-        t->identity.token_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        snprintf(t->identity.jurisdiction, sizeof(t->identity.jurisdiction), "%s",
-                 PQgetvalue(res, (int)i, 3));
-        kept++;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (token_from_row(res, (int)i, &tokens[kept]) == 0) kept++;
     OPENSSL_cleanse(a->tokens, a->count * sizeof(*a->tokens));
     free(a->tokens);
     a->tokens = tokens;
@@ -92,6 +97,8 @@ void auth_load(struct auth *a, const PGresult *res)
     a->loaded = 1;
     log_debug(json_pack("{s:I}", "tokens", (json_int_t)kept), "token cache loaded");
 }
+
+#define TOKEN_COLUMNS "SELECT id, encode(token_sha256, 'hex'), role, coalesce(jurisdiction, '') "
 
 static void reloaded(PGresult *res, void *arg)
 {
@@ -114,23 +121,31 @@ void auth_reload(struct auth *a)
         return;
     }
     if (store_query(a->store,
-                    "SELECT id, encode(token_sha256, 'hex'), role, coalesce(jurisdiction, '') "
-                    "FROM tokens WHERE revoked_at IS NULL",
+                    TOKEN_COLUMNS "FROM tokens WHERE revoked_at IS NULL",
                     0, NULL, reloaded, a) == SN_OK)
         a->reloading = 1;
 }
 
-enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out)
+/* The token of an Authorization header: its start, length in *len; NULL
+ * when the header is not "Bearer <token>". */
+static const char *bearer(const char *authorization, size_t *len)
 {
-    if (!authorization) return AUTH_MISSING;
+    if (!authorization) return NULL;
     while (*authorization == ' ')
         authorization++;
-    if (strncasecmp(authorization, "Bearer ", 7) != 0) return AUTH_MISSING;
+    if (strncasecmp(authorization, "Bearer ", 7) != 0) return NULL;
     const char *token = authorization + 7;
     while (*token == ' ')
         token++;
-    size_t len = strcspn(token, " \t\r\n");
-    if (len == 0) return AUTH_MISSING;
+    *len = strcspn(token, " \t\r\n");
+    return *len ? token : NULL;
+}
+
+enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out)
+{
+    size_t len;
+    const char *token = bearer(authorization, &len);
+    if (!token) return AUTH_MISSING;
     if (!a->loaded) return AUTH_UNAVAILABLE;
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, len, digest);
@@ -143,6 +158,69 @@ enum auth_result auth_check(const struct auth *a, const char *authorization, str
     if (!found) return AUTH_INVALID;
     *out = found->identity;
     return AUTH_OK;
+}
+
+void auth_forget(struct auth *a, long long token_id)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (a->tokens[i].identity.token_id != token_id) a->tokens[kept++] = a->tokens[i];
+    OPENSSL_cleanse(a->tokens + kept, (a->count - kept) * sizeof(*a->tokens));
+    a->count = kept;
+}
+
+struct lookup {
+    struct auth *a;
+    void (*done)(int found, void *arg);
+    void *arg;
+};
+
+static void looked_up(PGresult *res, void *arg)
+{
+    struct lookup *l = arg;
+    struct auth *a = l->a;
+    int found = -1;
+    if (res && !store_failed(res)) {
+        found = 0;
+        struct cached_token t;
+        if (PQntuples(res) == 1 && token_from_row(res, 0, &t) == 0) {
+            /* cached until the reload that NOTIFY brings replaces the cache */
+            a->tokens = xrealloc(a->tokens, (a->count + 1) * sizeof(*a->tokens));
+            a->tokens[a->count++] = t;
+            OPENSSL_cleanse(&t, sizeof(t));
+            found = 1;
+        }
+    }
+    void (*done)(int, void *) = l->done;
+    void *done_arg = l->arg;
+    free(l);
+    done(found, done_arg);
+}
+
+void auth_lookup(struct auth *a, const char *authorization, void (*done)(int found, void *arg),
+                 void *arg)
+{
+    size_t len;
+    const char *token = bearer(authorization, &len);
+    if (!token) {
+        done(0, arg);
+        return;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, len, digest);
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    for (size_t i = 0; i < sizeof(digest); i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    struct lookup *l = xcalloc(1, sizeof(*l));
+    l->a = a;
+    l->done = done;
+    l->arg = arg;
+    const char *params[] = {hex};
+    if (store_query(a->store,
+                    TOKEN_COLUMNS "FROM tokens WHERE token_sha256 = decode($1, 'hex') "
+                                  "AND revoked_at IS NULL",
+                    1, params, looked_up, l) != SN_OK)
+        looked_up(NULL, l);
 }
 
 static void free_clients(struct client_cert *clients, size_t n)

@@ -1,7 +1,8 @@
 /* Who calls. Bearer tokens: the live tokens' hashes are cached from the
  * database and reloaded when any process creates or revokes one (NOTIFY
  * sn_tokens); a presented token is hashed and compared with every cached hash
- * in constant time. Client certificates: a map from subject to identity,
+ * in constant time, and one not in the cache is looked up in the database
+ * before it is refused (auth_lookup). Client certificates: a map from subject to identity,
  * loaded from tls.client_map at start. */
 #ifndef SN_AUTH_H
 #define SN_AUTH_H
@@ -35,6 +36,14 @@ void auth_reload(struct auth *a);
 void auth_load(struct auth *a, const PGresult *res);
 /* authorization is the Authorization header (may be NULL). */
 enum auth_result auth_check(const struct auth *a, const char *authorization, struct identity *out);
+/* A token that auth_check() finds AUTH_INVALID may have been created a
+ * moment ago, by this process or another, before the reload: looks it up in
+ * the database and caches it when it is live. done(1) when it is now cached,
+ * 0 when it is unknown or revoked, -1 when the database did not answer. */
+void auth_lookup(struct auth *a, const char *authorization, void (*done)(int found, void *arg),
+                 void *arg);
+/* Drops token_id from the cache (it was revoked). */
+void auth_forget(struct auth *a, long long token_id);
 const char *auth_role_name(enum auth_role role);
 
 /* Client certificates (tls.client_map): the subject of a verified client

@@ -35,6 +35,9 @@ struct http_request {
     char *params[HTTP_MAX_PARAMS];
     int nparams;
     double started_at;
+    /* set by a handler that runs route->handler again for the same request
+     * once something it waited for is there (routes.c: a token lookup) */
+    int rerun;
     /* Called by the reply once it is sent, before the request is freed,
      * with its status (audit.c records the call there); it owns
      * on_reply_arg, and must not touch req (libevent frees it at once when

@@ -87,6 +87,26 @@ void broker_reply_page(PGresult *res, void *arg)
     free(c);
 }
 
+static void reply_invalid_token(struct http_request *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                      "Bearer realm=\"sn-broker\", error=\"invalid_token\"");
+    http_reply_problem(r, 401, "Unauthorized", "the token is unknown or revoked", NULL);
+}
+
+/* Handlers authenticate before they do anything else, so the request can run
+ * again from the start once the token is cached. */
+static void token_looked_up(int found, void *arg)
+{
+    struct http_request *r = arg;
+    if (found > 0)
+        r->route->handler(r);
+    else if (found < 0)
+        http_reply_unavailable(r, "the database is not available");
+    else
+        reply_invalid_token(r);
+}
+
 int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
 {
     struct broker *b = r->app;
@@ -114,9 +134,13 @@ int broker_authenticate_or_reply(struct http_request *r, struct identity *who)
         return 0;
     case AUTH_INVALID: break;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
-                      "Bearer realm=\"sn-broker\", error=\"invalid_token\"");
-    http_reply_problem(r, 401, "Unauthorized", "the token is unknown or revoked", NULL);
+    if (!r->rerun) {
+        /* created a moment ago, before this process reloaded its cache? */
+        r->rerun = 1;
+        auth_lookup(b->auth, header, token_looked_up, r);
+        return 0;
+    }
+    reply_invalid_token(r);
     return 0;
 }
 

@@ -138,6 +138,8 @@ static void on_revoked(PGresult *res, void *arg)
         http_reply_problem(r, 404, "Not Found", "no live token with this id", NULL);
         return;
     }
+    /* refused here from now on; other processes drop it on the NOTIFY */
+    auth_forget(((struct broker *)r->app)->auth, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     log_info(json_pack("{s:s}", "token_id", PQgetvalue(res, 0, 0)), "token revoked");
     http_reply(r, 204, "application/json", "", 0);
 }

@@ -141,8 +141,20 @@ def test_tokens_auth_and_jurisdictions():
     r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token", admin, "token", "revoke", ga_id],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "snctl token revoke", 0, (r.returncode, r.stderr))
-    status = wait_for(lambda: post(b, ga, event("US-GA", "e3", review("US-GA", "G-3")))[0] == 401, 5,
-                      "the revoked token to stop working")
+    status, _, _ = post(b, ga, event("US-GA", "e3", review("US-GA", "G-3")))
+    check(status == 401, "the revoked token is refused as soon as the revocation is answered", 401, status)
+
+    # a token another process created a moment ago (its NOTIFY not yet here:
+    # this row is written without one) is looked up before it is refused
+    fresh = "sn_" + "F" * 43
+    b.psql("INSERT INTO tokens (role, jurisdiction, name, token_sha256) VALUES "
+           "('emitter', 'US-GA', 'fresh', sha256(convert_to('%s', 'UTF8')))" % fresh)
+    status, _, body = post(b, fresh, event("US-GA", "e4", review("US-GA", "G-4")))
+    check(status == 202, "a token created elsewhere works at once", 202, (status, body))
+    b.psql("UPDATE tokens SET revoked_at = now() WHERE name = 'fresh'")
+    b.psql("SELECT pg_notify('sn_tokens', 'revoked')")
+    wait_for(lambda: post(b, fresh, event("US-GA", "e5", review("US-GA", "G-5")))[0] == 401, 5,
+             "a token revoked elsewhere to stop working once its NOTIFY is here")
     r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token", tn, "token", "list"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 1 and "403" in r.stderr, "an emitter cannot list tokens", 1, (r.returncode, r.stderr))

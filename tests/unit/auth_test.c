@@ -363,6 +363,24 @@ START_TEST(test_hex_sign_skipped)
 }
 END_TEST
 
+START_TEST(test_forget_drops_one_token)
+{
+    struct row rows[3];
+    three_tokens(rows);
+    load_rows(rows, 3);
+    auth_forget(auth, 1);
+    expect_refused("Bearer sn_test_token_2", AUTH_INVALID);
+    expect_identity("Bearer sn_test_token_1", 7, ROLE_EMITTER, "US-TN");
+    expect_identity("Bearer sn_test_token_3", 9007199254740993LL, ROLE_SUBSCRIBER, "US-CA-LAC");
+    auth_forget(auth, 12345); /* not cached: nothing changes */
+    expect_identity("Bearer sn_test_token_1", 7, ROLE_EMITTER, "US-TN");
+    auth_forget(auth, 7);
+    auth_forget(auth, 9007199254740993LL);
+    expect_refused("Bearer sn_test_token_1", AUTH_INVALID);
+    expect_refused("Bearer sn_test_token_3", AUTH_INVALID);
+}
+END_TEST
+
 START_TEST(test_reload_revokes)
 {
     struct row rows[3];
@@ -424,6 +442,7 @@ static Suite *auth_suite(void)
     tcase_add_test(tc, test_empty_cache);
     tcase_add_test(tc, test_bad_rows_skipped);
     tcase_add_test(tc, test_reload_revokes);
+    tcase_add_test(tc, test_forget_drops_one_token);
     suite_add_tcase(s, tc);
 
     /* regressions: bugs this suite found, now fixed */
