@@ -155,6 +155,41 @@ static const struct conf_key conf_keys[] = {
     {"dashboard", "session_lifetime", CONF_DURATION, FIELD(dashboard_session_lifetime_ms), "12h",
      60000, 2592000000LL, {NULL},
      "how long a /dashboard sign-in lasts (its session and cookie), from 1m to 30d"},
+    {"kafka", "security_protocol", CONF_CHOICE, FIELD(kafka_security_protocol), "plaintext", 0, 0,
+     {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl", NULL},
+     "how the broker's producer and consumer reach Kafka (librdkafka security.protocol)"},
+    {"kafka", "sasl_mechanism", CONF_CHOICE, FIELD(kafka_sasl_mechanism), "SCRAM-SHA-512", 0, 0,
+     {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL},
+     "with sasl_*: the SASL mechanism (librdkafka sasl.mechanism)"},
+    {"kafka", "sasl_username", CONF_STRING, FIELD(kafka_sasl_username), "", 0, 0, {NULL},
+     "with sasl_*: the SASL user name"},
+    {"kafka", "sasl_password_file", CONF_STRING, FIELD(kafka_sasl_password_file), "", 0, 0,
+     {NULL}, "with sasl_*: file holding the SASL password (never on the command line)"},
+    {"kafka", "ssl_ca_file", CONF_STRING, FIELD(kafka_ssl_ca_file), "", 0, 0, {NULL},
+     "with ssl or sasl_ssl: CA certificates (PEM) the Kafka brokers are verified against; "
+     "empty: the system's"},
+    {"kafka", "ssl_cert_file", CONF_STRING, FIELD(kafka_ssl_cert_file), "", 0, 0, {NULL},
+     "with ssl or sasl_ssl: the broker's client certificate (PEM), when Kafka asks for one"},
+    {"kafka", "ssl_key_file", CONF_STRING, FIELD(kafka_ssl_key_file), "", 0, 0, {NULL},
+     "private key (PEM) of kafka.ssl_cert_file"},
+    {"retention", "events", CONF_DURATION, FIELD(retention_events_ms), "0s", 0,
+     INT64_C(3153600000000), {NULL},
+     "raw events (the reviews as received, free text included) received longer ago than this "
+     "are deleted, and the reviews they carry; 0s: kept; never shorter than the longest rule "
+     "window"},
+    {"retention", "facts", CONF_DURATION, FIELD(retention_facts_ms), "0s", 0,
+     INT64_C(3153600000000), {NULL},
+     "facts whose event time is longer ago than this are deleted once evaluated; 0s: kept; never "
+     "shorter than the longest rule window"},
+    {"retention", "delivery_attempts", CONF_DURATION, FIELD(retention_delivery_attempts_ms), "0s",
+     0, INT64_C(3153600000000), {NULL},
+     "delivery attempts recorded longer ago than this are deleted; 0s: kept"},
+    {"retention", "interval", CONF_DURATION, FIELD(retention_interval_ms), "1h", 1000, 604800000,
+     {NULL}, "how often the rule-engine leader applies the retention"},
+    {"cluster", "heartbeat", CONF_DURATION, FIELD(cluster_heartbeat_ms), "5s", 100, 600000,
+     {NULL},
+     "how often each process records that it is alive (snctl status; three missed: shown as "
+     "gone)"},
 };
 /* clang-format on */
 

@@ -60,6 +60,18 @@ struct conf {
     int64_t digest_tick_ms;
     int64_t digest_clock_offset_ms;
     int64_t dashboard_session_lifetime_ms;
+    char *kafka_security_protocol;
+    char *kafka_sasl_mechanism;
+    char *kafka_sasl_username;
+    char *kafka_sasl_password_file;
+    char *kafka_ssl_ca_file;
+    char *kafka_ssl_cert_file;
+    char *kafka_ssl_key_file;
+    int64_t retention_events_ms;
+    int64_t retention_facts_ms;
+    int64_t retention_delivery_attempts_ms;
+    int64_t retention_interval_ms;
+    int64_t cluster_heartbeat_ms;
 };
 
 /* Fills conf with the defaults. */

@@ -454,6 +454,10 @@ enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_
             return SN_ERR_KAFKA;
         }
     }
+    if (kafka_conf_security(kc, conf->security, err, errlen) != 0) {
+        rd_kafka_conf_destroy(kc);
+        return SN_ERR_KAFKA;
+    }
     struct ingest_kafka *ik = xcalloc(1, sizeof(*ik));
     rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
     rd_kafka_conf_set_log_cb(kc, kafka_log_cb);

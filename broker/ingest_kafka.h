@@ -15,12 +15,14 @@ struct schema_set;
 struct ingest;
 struct store;
 struct kafka;
+struct kafka_security;
 
 struct ingest_kafka_conf {
     const char *bootstrap;
     const char *topic;
     const char *dlq_topic;
     const char *group_id;
+    const struct kafka_security *security; /* NULL: plaintext */
 };
 
 enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_conf *conf,

@@ -74,6 +74,32 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return 0;
 }
 
+int kafka_conf_security(rd_kafka_conf_t *rc, const struct kafka_security *sec, char *err,
+                        size_t errlen)
+{
+    if (!sec || !sec->protocol[0] || strcmp(sec->protocol, "plaintext") == 0) return 0;
+    int sasl = strncmp(sec->protocol, "sasl_", 5) == 0;
+    int ssl = strcmp(sec->protocol, "ssl") == 0 || strcmp(sec->protocol, "sasl_ssl") == 0;
+    const char *settings[][2] = {
+        {"security.protocol", sec->protocol},
+        {"sasl.mechanism", sasl ? sec->sasl_mechanism : ""},
+        {"sasl.username", sasl ? sec->sasl_username : ""},
+        {"sasl.password", sasl ? sec->sasl_password : ""},
+        {"ssl.ca.location", ssl ? sec->ssl_ca_file : ""},
+        {"ssl.certificate.location", ssl ? sec->ssl_cert_file : ""},
+        {"ssl.key.location", ssl ? sec->ssl_key_file : ""},
+    };
+    for (size_t i = 0; i < SN_ARRAY_LEN(settings); i++) {
+        if (!settings[i][1] || !settings[i][1][0]) continue;
+        char why[256];
+        if (conf_set(rc, settings[i][0], settings[i][1], why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "kafka: %s: %s", settings[i][0], why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void on_wakeup(evutil_socket_t fd, short what, void *arg)
 {
     struct kafka_wakeup *w = arg;
@@ -262,10 +288,12 @@ static void drain_main(void *arg)
 }
 
 enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
-                      const struct kafka_hooks *hooks, struct kafka **out, char *err, size_t errlen)
+                      const struct kafka_security *sec, const struct kafka_hooks *hooks,
+                      struct kafka **out, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != 0 ||
+    if (kafka_conf_security(conf, sec, err, errlen) != 0 ||
+        conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != 0 ||
         conf_set(conf, "client.id", "sn-broker", err, errlen) != 0 ||
         conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
         conf_set(conf, "acks", "all", err, errlen) != 0 ||

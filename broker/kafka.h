@@ -27,9 +27,28 @@ enum sn_err kafka_mock_create_topic(struct kafka_mock *m, const char *topic, int
 const char *kafka_mock_bootstrap(const struct kafka_mock *m);
 void kafka_mock_free(struct kafka_mock *m);
 
+/* How the producer and the consumer reach Kafka (kafka.security_protocol
+ * and the keys after it); strings borrowed, "" for unset. */
+struct kafka_security {
+    const char *protocol; /* plaintext, ssl, sasl_plaintext, sasl_ssl */
+    const char *sasl_mechanism;
+    const char *sasl_username;
+    const char *sasl_password; /* read from kafka.sasl_password_file */
+    const char *ssl_ca_file;
+    const char *ssl_cert_file;
+    const char *ssl_key_file;
+};
+
+/* Sets sec on rc (librdkafka's security.protocol, sasl.*, ssl.*); NULL:
+ * plaintext. -1 and a message naming the setting when librdkafka refuses one
+ * (a build without SASL, say). */
+int kafka_conf_security(rd_kafka_conf_t *rc, const struct kafka_security *sec, char *err,
+                        size_t errlen);
+
+/* sec as for kafka_conf_security(). */
 enum sn_err kafka_new(struct event_base *base, const char *bootstrap,
-                      const struct kafka_hooks *hooks, struct kafka **out, char *err,
-                      size_t errlen);
+                      const struct kafka_security *sec, const struct kafka_hooks *hooks,
+                      struct kafka **out, char *err, size_t errlen);
 /* 1 while the producer has a connection to at least one broker. */
 int kafka_is_up(const struct kafka *k);
 /* A sentence for /readyz. */

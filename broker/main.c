@@ -451,14 +451,15 @@ static int load_rules(struct broker *b)
 }
 
 /* Everything up to the event loop; returns an exit code, 0 to run. */
-/* The SMTP password from smtp.password_file (never from the command line or
- * the config file itself); its last line break dropped. */
-static int read_password(const char *path, char *out, size_t len)
+/* A password from the file that key names (smtp.password_file,
+ * kafka.sasl_password_file: never from the command line or the config file
+ * itself); its last line break dropped. */
+static int read_password(const char *key, const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        log_error(json_pack("{s:s,s:s}", "file", path, "error", strerror(errno)),
-                  "cannot read smtp.password_file");
+        log_error(json_pack("{s:s,s:s,s:s}", "key", key, "file", path, "error", strerror(errno)),
+                  "cannot read the password file");
         return -1;
     }
     size_t n = fread(out, 1, len - 1, f);
@@ -500,7 +501,8 @@ static int start_delivery(struct broker *b, const char *conninfo)
     if (b->conf.smtp_url[0]) {
         char password[1024] = "";
         if (b->conf.smtp_password_file[0] &&
-            read_password(b->conf.smtp_password_file, password, sizeof(password)) != 0)
+            read_password("smtp.password_file", b->conf.smtp_password_file, password,
+                          sizeof(password)) != 0)
             return -1;
         const struct mail_server ms = {b->conf.smtp_url,
                                        b->conf.smtp_username[0] ? b->conf.smtp_username : NULL,
@@ -612,9 +614,19 @@ static int start(struct broker *b)
                  "Kafka is librdkafka's in-memory mock cluster: not durable, its topics are "
                  "lost on exit; set kafka.bootstrap_servers for a real cluster");
     }
+    char sasl_password[1024] = "";
+    if (b->conf.kafka_sasl_password_file[0] &&
+        read_password("kafka.sasl_password_file", b->conf.kafka_sasl_password_file, sasl_password,
+                      sizeof(sasl_password)) != 0)
+        return 2;
+    const struct kafka_security ks = {
+        b->conf.kafka_security_protocol, b->conf.kafka_sasl_mechanism, b->conf.kafka_sasl_username,
+        sasl_password,                   b->conf.kafka_ssl_ca_file,    b->conf.kafka_ssl_cert_file,
+        b->conf.kafka_ssl_key_file};
     const struct kafka_hooks kh = {on_kafka_state, b};
-    rc = kafka_new(b->base, b->kafka_bootstrap, &kh, &b->kafka, err, sizeof(err));
+    rc = kafka_new(b->base, b->kafka_bootstrap, &ks, &kh, &b->kafka, err, sizeof(err));
     if (rc != SN_OK) {
+        explicit_bzero(sasl_password, sizeof(sasl_password));
         log_error(NULL, "cannot create the Kafka producer: %s", err);
         return 1;
     }
@@ -654,9 +666,10 @@ static int start(struct broker *b)
     b->leader = leader_new(b->base, &lc);
     leader_set_rules(b->leader, b->rules);
     const struct ingest_kafka_conf ikc = {b->kafka_bootstrap, b->conf.kafka_reviews_topic,
-                                          b->conf.kafka_dlq_topic, b->conf.kafka_group_id};
+                                          b->conf.kafka_dlq_topic, b->conf.kafka_group_id, &ks};
     rc = ingest_kafka_new(b->base, &ikc, b->schemas, b->ingest, b->store, b->kafka,
                           &b->ingest_kafka, err, sizeof(err));
+    explicit_bzero(sasl_password, sizeof(sasl_password)); /* librdkafka keeps its copy */
     if (rc != SN_OK) {
         log_error(NULL, "cannot start Kafka ingestion: %s", err);
         return 1;

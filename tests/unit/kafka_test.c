@@ -92,7 +92,7 @@ START_TEST(test_mock_cluster_up)
 
     struct kafka *k = NULL;
     const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
-    ck_assert_msg(kafka_new(w.base, bootstrap, &hooks, &k, err, sizeof(err)) == SN_OK,
+    ck_assert_msg(kafka_new(w.base, bootstrap, NULL, &hooks, &k, err, sizeof(err)) == SN_OK,
                   "kafka_new: %s", err);
     ck_assert_int_eq(kafka_is_up(k), 0);
     char expect[600];
@@ -121,7 +121,7 @@ START_TEST(test_mock_cluster_goes_away)
     ck_assert_msg(kafka_mock_start(1, &m, err, sizeof(err)) == SN_OK, "mock: %s", err);
     struct kafka *k = NULL;
     const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
-    ck_assert_int_eq(kafka_new(w.base, kafka_mock_bootstrap(m), &hooks, &k, err, sizeof(err)),
+    ck_assert_int_eq(kafka_new(w.base, kafka_mock_bootstrap(m), NULL, &hooks, &k, err, sizeof(err)),
                      SN_OK);
     run_until(1, 15000);
     ck_assert_msg(kafka_is_up(k) == 1, "not up after 15 s; detail: %s", kafka_detail(k));
@@ -145,7 +145,7 @@ START_TEST(test_nothing_listening)
     struct kafka *k = NULL;
     char err[512] = "";
     const struct kafka_hooks hooks = {.on_state = on_state, .arg = &w};
-    ck_assert_msg(kafka_new(w.base, "127.0.0.1:1", &hooks, &k, err, sizeof(err)) == SN_OK,
+    ck_assert_msg(kafka_new(w.base, "127.0.0.1:1", NULL, &hooks, &k, err, sizeof(err)) == SN_OK,
                   "kafka_new: %s", err);
     run_until(1, 2500);
     ck_assert_int_eq(kafka_is_up(k), 0);
@@ -157,6 +157,54 @@ START_TEST(test_nothing_listening)
     ck_assert_contains(text, "\nsn_kafka_up 0\n");
     free(text);
     kafka_free(k, 100);
+}
+END_TEST
+
+/* The value librdkafka holds for name, "" when unset. */
+static const char *conf_value(rd_kafka_conf_t *rc, const char *name)
+{
+    static char value[512];
+    size_t len = sizeof(value);
+    if (rd_kafka_conf_get(rc, name, value, &len) != RD_KAFKA_CONF_OK) value[0] = '\0';
+    return value;
+}
+
+START_TEST(test_security_settings)
+{
+    char err[512];
+    rd_kafka_conf_t *rc = rd_kafka_conf_new();
+    /* plaintext (or none) changes nothing */
+    ck_assert_int_eq(kafka_conf_security(rc, NULL, err, sizeof(err)), 0);
+    const struct kafka_security plain = {"plaintext", "PLAIN", "u", "p", "ca.pem", "", ""};
+    ck_assert_int_eq(kafka_conf_security(rc, &plain, err, sizeof(err)), 0);
+    ck_assert_str_eq(conf_value(rc, "security.protocol"), "plaintext");
+    ck_assert_str_eq(conf_value(rc, "sasl.username"), "");
+
+    const struct kafka_security scram = {"sasl_ssl", "SCRAM-SHA-512", "sn-broker", "s3cret",
+                                         "/etc/ssl/kafka-ca.pem", "", ""};
+    ck_assert_msg(kafka_conf_security(rc, &scram, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(conf_value(rc, "security.protocol"), "sasl_ssl");
+    ck_assert_str_eq(conf_value(rc, "sasl.mechanisms"), "SCRAM-SHA-512");
+    ck_assert_str_eq(conf_value(rc, "sasl.username"), "sn-broker");
+    ck_assert_str_eq(conf_value(rc, "sasl.password"), "s3cret");
+    ck_assert_str_eq(conf_value(rc, "ssl.ca.location"), "/etc/ssl/kafka-ca.pem");
+    rd_kafka_conf_destroy(rc);
+
+    /* ssl alone: no SASL settings even when they are configured */
+    rc = rd_kafka_conf_new();
+    const struct kafka_security tls = {"ssl", "PLAIN", "ignored", "ignored", "ca.pem", "c.pem",
+                                       "k.pem"};
+    ck_assert_msg(kafka_conf_security(rc, &tls, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(conf_value(rc, "security.protocol"), "ssl");
+    ck_assert_str_eq(conf_value(rc, "sasl.username"), "");
+    ck_assert_str_eq(conf_value(rc, "ssl.certificate.location"), "c.pem");
+    ck_assert_str_eq(conf_value(rc, "ssl.key.location"), "k.pem");
+
+    /* what librdkafka refuses is named */
+    const struct kafka_security bad = {"no_such_protocol", "", "", "", "", "", ""};
+    ck_assert_int_eq(kafka_conf_security(rc, &bad, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "security.protocol"));
+    rd_kafka_conf_destroy(rc);
 }
 END_TEST
 
@@ -177,6 +225,7 @@ static Suite *kafka_suite(void)
     tcase_add_test(tc, test_mock_cluster_goes_away);
     tcase_add_test(tc, test_nothing_listening);
     tcase_add_test(tc, test_free_null);
+    tcase_add_test(tc, test_security_settings);
     suite_add_tcase(s, tc);
     return s;
 }
