@@ -25,7 +25,8 @@ BROKER_MODULES = main conf log http routes metrics store kafka embedded token sc
 	ingest ingest_http ingest_kafka auth tokens_http window matcher rules episode engine leader notice backtest \
 	notices_http rules_http stats_http subscriptions_http silences_http deliveries_http curl_loop \
 	digest digest_clock digest_http \
-	sink sink_kafka sink_webhook mail sink_email outbox audit audit_http tls ratelimit html dashboard_http
+	sink sink_kafka sink_webhook mail sink_email outbox audit audit_http tls ratelimit html dashboard_http \
+	cluster jurisdictions_http status_http
 BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migrations.o
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 

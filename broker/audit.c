@@ -27,6 +27,8 @@ static const struct audit_route audited[] = {
     {"POST", "/v1/rules/backtest", "rules.backtest", NULL},
     {"POST", "/v1/deliveries/{id}/retry", "delivery.retry", "delivery_id"},
     {"GET", "/v1/audit", "audit.read", NULL},
+    {"GET", "/v1/jurisdictions/{jurisdiction}/export", "jurisdiction.export", NULL},
+    {"POST", "/v1/jurisdictions/{jurisdiction}/purge", "jurisdiction.purge", NULL},
 };
 
 const struct audit_route *audit_route_find(const char *method, const char *pattern)

@@ -120,9 +120,8 @@ void auth_reload(struct auth *a)
         a->reload_again = 1;
         return;
     }
-    if (store_query(a->store,
-                    TOKEN_COLUMNS "FROM tokens WHERE revoked_at IS NULL",
-                    0, NULL, reloaded, a) == SN_OK)
+    if (store_query(a->store, TOKEN_COLUMNS "FROM tokens WHERE revoked_at IS NULL", 0, NULL,
+                    reloaded, a) == SN_OK)
         a->reloading = 1;
 }
 
@@ -239,8 +238,7 @@ void auth_free(struct auth *a)
     free(a);
 }
 
-/* ^[A-Z]{2}(-[A-Z0-9]{1,12}){1,3}$, the jurisdiction of the review schema */
-static int jurisdiction_ok(const char *s)
+int auth_jurisdiction_valid(const char *s)
 {
     if (!isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1])) return 0;
     int parts = 0;
@@ -328,7 +326,7 @@ static int parse_client_line(char *line, const char *where, int lineno, struct c
                 role == ROLE_EMITTER ? "n" : "", auth_role_name(role));
         return -1;
     }
-    if (jurisdiction[0] && !jurisdiction_ok(jurisdiction)) {
+    if (jurisdiction[0] && !auth_jurisdiction_valid(jurisdiction)) {
         sn_errf(err, errlen, "%s:%d: '%s' is not a jurisdiction code (such as US-TN or US-CA-LAC)",
                 where, lineno, jurisdiction);
         return -1;

@@ -64,6 +64,9 @@ size_t auth_clients_count(const struct auth *a);
  * name it. */
 enum auth_result auth_check_client(const struct auth *a, const char *subject, struct identity *out);
 int auth_role_parse(const char *name, enum auth_role *role);
+/* 1 when s is a jurisdiction code as the review schema has them:
+ * ^[A-Z]{2}(-[A-Z0-9]{1,12}){1,3}$ */
+int auth_jurisdiction_valid(const char *s);
 void auth_free(struct auth *a);
 
 #endif

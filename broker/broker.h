@@ -32,8 +32,9 @@ struct broker {
     struct outbox *outbox;
     /* digest_clock.h */
     struct digest_clock *digest;
-    struct rule_set *rules; /* NULL: no rules */
-    char rules_path[4200];  /* "" when none */
+    struct cluster *cluster; /* cluster.h */
+    struct rule_set *rules;  /* NULL: no rules */
+    char rules_path[4200];   /* "" when none */
     struct engine_options engine_options;
     char **unnamed; /* privacy.unnamed_jurisdictions, split */
     char http_address[300];
@@ -110,6 +111,11 @@ void deliveries_http_get(struct http_request *r);
 void deliveries_http_retry(struct http_request *r);
 /* audit_http.c */
 void audit_http_list(struct http_request *r);
+/* jurisdictions_http.c */
+void jurisdictions_http_export(struct http_request *r);
+void jurisdictions_http_purge(struct http_request *r);
+/* status_http.c */
+void status_http_get(struct http_request *r);
 /* digest_http.c */
 void digest_http_preview(struct http_request *r);
 /* dashboard_http.c: HTML pages and the session form */

@@ -190,6 +190,9 @@ static const struct conf_key conf_keys[] = {
      {NULL},
      "how often each process records that it is alive (snctl status; three missed: shown as "
      "gone)"},
+    {"auth", "admin_token_file", CONF_STRING, FIELD(auth_admin_token_file), "", 0, 0, {NULL},
+     "first start outside --embedded: when this file does not exist, an admin token is created "
+     "and written to it (0600); once it exists nothing is done (--embedded: DIR/admin.token)"},
 };
 /* clang-format on */
 

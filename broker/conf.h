@@ -72,6 +72,7 @@ struct conf {
     int64_t retention_delivery_attempts_ms;
     int64_t retention_interval_ms;
     int64_t cluster_heartbeat_ms;
+    char *auth_admin_token_file;
 };
 
 /* Fills conf with the defaults. */

@@ -6,6 +6,7 @@
 #include <glob.h>
 #include <grp.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <pwd.h>
 #include <signal.h>
@@ -640,10 +641,8 @@ const char *embedded_pg_root(const struct embedded *e)
     return e->pg_root;
 }
 
-enum sn_err embedded_write_file(const struct embedded *e, const char *name, const char *content,
-                                mode_t mode)
+enum sn_err sn_write_file_atomic(const char *path, const char *content, mode_t mode)
 {
-    char *path = path_join(e->dir, name);
     size_t len = strlen(path) + 5;
     char *tmp = xmalloc(len);
     snprintf(tmp, len, "%s.tmp", path);
@@ -665,12 +664,20 @@ enum sn_err embedded_write_file(const struct embedded *e, const char *name, cons
         unlink(tmp);
     }
     free(tmp);
+    return rc;
+}
+
+enum sn_err embedded_write_file(const struct embedded *e, const char *name, const char *content,
+                                mode_t mode)
+{
+    char *path = path_join(e->dir, name);
+    enum sn_err rc = sn_write_file_atomic(path, content, mode);
     free(path);
     return rc;
 }
 
 struct token_job {
-    struct embedded *e;
+    char *path;
     char token[TOKEN_TEXT_LEN + 1];
     void (*done)(enum sn_err rc, void *arg);
     void *arg;
@@ -683,33 +690,32 @@ static void admin_token_stored(PGresult *res, void *arg)
     if (res && !store_failed(res)) {
         char line[TOKEN_TEXT_LEN + 2];
         snprintf(line, sizeof(line), "%s\n", job->token);
-        rc = embedded_write_file(job->e, "admin.token", line, 0600);
-        if (rc == SN_OK) log_info(json_pack("{s:s}", "file", "admin.token"), "admin token created");
+        rc = sn_write_file_atomic(job->path, line, 0600);
+        if (rc == SN_OK) log_info(json_pack("{s:s}", "file", job->path), "admin token created");
     } else {
         log_error(json_pack("{s:s}", "error", res ? PQresultErrorMessage(res) : "connection lost"),
                   "cannot store the admin token");
     }
-    memset(job->token, 0, sizeof(job->token));
+    OPENSSL_cleanse(job->token, sizeof(job->token));
     job->done(rc, job->arg);
+    free(job->path);
     free(job);
 }
 
-void embedded_ensure_admin_token(struct embedded *e, struct store *store,
-                                 void (*done)(enum sn_err rc, void *arg), void *arg)
+void admin_token_ensure(const char *path, struct store *store,
+                        void (*done)(enum sn_err rc, void *arg), void *arg)
 {
-    char *path = path_join(e->dir, "admin.token");
-    int exists = access(path, F_OK) == 0;
-    free(path);
-    if (exists) {
+    if (access(path, F_OK) == 0) {
         done(SN_OK, arg);
         return;
     }
     struct token_job *job = xcalloc(1, sizeof(*job));
-    job->e = e;
+    job->path = xstrdup(path);
     job->done = done;
     job->arg = arg;
     char hash[65];
     if (token_generate(job->token, sizeof(job->token)) != SN_OK) {
+        free(job->path);
         free(job);
         done(SN_ERR_CRYPTO, arg);
         return;
@@ -718,10 +724,20 @@ void embedded_ensure_admin_token(struct embedded *e, struct store *store,
     const char *params[] = {hash};
     enum sn_err rc = store_query(store,
                                  "INSERT INTO tokens (role, name, token_sha256) "
-                                 "VALUES ('admin', 'embedded admin', decode($1, 'hex'))",
+                                 "VALUES ('admin', 'first admin', decode($1, 'hex'))",
                                  1, params, admin_token_stored, job);
     if (rc != SN_OK) {
+        OPENSSL_cleanse(job->token, sizeof(job->token));
+        free(job->path);
         free(job);
         done(rc, arg);
     }
+}
+
+void embedded_ensure_admin_token(struct embedded *e, struct store *store,
+                                 void (*done)(enum sn_err rc, void *arg), void *arg)
+{
+    char *path = path_join(e->dir, "admin.token");
+    admin_token_ensure(path, store, done, arg);
+    free(path);
 }

@@ -44,11 +44,17 @@ void embedded_stop(struct embedded *e, void (*done)(void *arg), void *arg);
 /* Kills what still runs, removes http.address, releases DIR. */
 void embedded_free(struct embedded *e);
 
-/* Writes DIR/name atomically (temporary file, fsync, rename) with mode. */
+/* Writes path atomically (temporary file, fsync, rename) with mode. */
+enum sn_err sn_write_file_atomic(const char *path, const char *content, mode_t mode);
+/* Writes DIR/name as sn_write_file_atomic() does. */
 enum sn_err embedded_write_file(const struct embedded *e, const char *name, const char *content,
                                 mode_t mode);
-/* On the first start of DIR: creates an admin token, stores its hash, then
- * writes DIR/admin.token (0600). done gets SN_OK, also when it existed. */
+/* When path does not exist (a first start): creates an admin token, stores
+ * its hash, then writes the token to path (0600). done gets SN_OK, also when
+ * it existed. What auth.admin_token_file does outside --embedded. */
+void admin_token_ensure(const char *path, struct store *store,
+                        void (*done)(enum sn_err rc, void *arg), void *arg);
+/* admin_token_ensure() of DIR/admin.token. */
 void embedded_ensure_admin_token(struct embedded *e, struct store *store,
                                  void (*done)(enum sn_err rc, void *arg), void *arg);
 

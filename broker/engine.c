@@ -86,6 +86,7 @@ struct engine {
 
     struct pending *pending;
     size_t pending_len, pending_cap;
+    int correcting; /* engine_restore_done(e, 1) in progress */
 };
 
 #define NO_SLOT UINT32_MAX
@@ -184,13 +185,9 @@ struct engine *engine_new(const struct rule_set *rs, const struct engine_options
     e->label_index = json_object();
     size_t n = rule_set_count(rs);
     e->group_index = xcalloc(n, sizeof(json_t *));
-    for (size_t i = 0; i < n; i++) {
-        const struct rule *r = rule_set_get(rs, i);
+    for (size_t i = 0; i < n; i++)
         e->group_index[i] = json_object();
-        int64_t keep =
-            rule_has_growth(r) ? saturated_add(r->window_ms, r->window_ms) : r->window_ms;
-        if (keep > e->horizon) e->horizon = keep;
-    }
+    e->horizon = rule_set_horizon(rs, NULL);
     return e;
 }
 
@@ -446,7 +443,10 @@ static void evaluate(struct engine *e, struct group *g, int64_t t)
         growth = (double)c.reviews / (double)(before ? before : 1);
     }
     int level = rules_level_reached(r, c.reviews, c.jurisdictions, growth);
-    struct episode_policy policy = {r->repeat_interval_ms, r->resolve_after_ms};
+    /* a correction is published at once: no waiting for repeat_interval or
+     * resolve_after */
+    struct episode_policy policy = {e->correcting ? 0 : r->repeat_interval_ms,
+                                    e->correcting ? 0 : r->resolve_after_ms};
     struct episode before = g->ep;
     enum revision_status status =
         episode_step(&g->ep, &policy, level, c.reviews, c.jurisdictions, t);
@@ -738,14 +738,16 @@ void engine_restore_fact(struct engine *e, const struct engine_fact *f)
     if (rv) add_fact(e, rv, f, 0);
 }
 
-void engine_restore_done(struct engine *e)
+void engine_restore_done(struct engine *e, int correct)
 {
     if (e->clock == INT64_MIN) return;
+    e->correcting = correct;
     for (size_t i = 0; i < e->groups_len; i++) {
         struct group *g = e->groups[i];
         window_advance(g->window, e->clock);
         evaluate(e, g, e->clock);
     }
+    e->correcting = 0;
     e->next_due = INT64_MAX;
     for (size_t i = 0; i < e->groups_len; i++)
         set_due(e, e->groups[i]);

@@ -88,8 +88,10 @@ int engine_restore_episode(struct engine *e, const struct engine_episode *ep);
 void engine_restore_fact(struct engine *e, const struct engine_fact *f);
 /* Evaluates every group at the clock. After a checkpoint of the same rules
  * this publishes nothing; after a rules change it publishes what the new rules
- * decide. */
-void engine_restore_done(struct engine *e);
+ * decide. correct: facts were deleted since the checkpoint (a jurisdiction's
+ * purge), and what the counts are now is published at once, as an update or
+ * a resolution, without waiting for repeat_interval or resolve_after. */
+void engine_restore_done(struct engine *e, int correct);
 
 /* The facts of one version of one review (all with the same review id and
  * version). A later version retracts the facts of the earlier ones; facts of

@@ -523,6 +523,34 @@ void ingest_kafka_pause(struct ingest_kafka *ik, int paused)
     log_info(NULL, "kafka ingestion %s", paused ? "paused" : "resumed");
 }
 
+json_t *ingest_kafka_assignment(struct ingest_kafka *ik, int64_t *total)
+{
+    json_t *out = json_array();
+    *total = 0;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (!ik || rd_kafka_assignment(ik->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+    rd_kafka_position(ik->rk, list);
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        int64_t low, high, lag = -1;
+        int64_t from = tp->offset;
+        for (const struct partition *p = ik->partitions; p; p = p->next)
+            if (p->id == tp->partition && p->head) from = p->head->offset;
+        if (rd_kafka_get_watermark_offsets(ik->rk, tp->topic, tp->partition, &low, &high) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            high >= 0) {
+            /* nothing fetched yet: all that is there */
+            if (from < 0) from = low;
+            lag = high > from ? high - from : 0;
+            *total += lag;
+        }
+        json_array_append_new(
+            out, json_pack("{s:i,s:I}", "partition", (int)tp->partition, "lag", (json_int_t)lag));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return out;
+}
+
 size_t ingest_kafka_inflight(const struct ingest_kafka *ik)
 {
     return ik ? ik->inflight : 0;

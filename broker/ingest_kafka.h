@@ -7,6 +7,8 @@
 #define SN_INGEST_KAFKA_H
 
 #include <event2/event.h>
+#include <jansson.h>
+#include <stdint.h>
 
 #include "sn.h"
 
@@ -33,6 +35,11 @@ enum sn_err ingest_kafka_new(struct event_base *base, const struct ingest_kafka_
 void ingest_kafka_pause(struct ingest_kafka *ik, int paused);
 /* Messages taken but not yet stored. */
 size_t ingest_kafka_inflight(const struct ingest_kafka *ik);
+/* The partitions this process holds now, as [{"partition", "lag"}]: lag is
+ * the messages of that partition not yet stored (the high watermark last
+ * fetched minus the oldest offset not stored), -1 while unknown. *total is the
+ * sum of the known lags. Never blocks (cached watermarks). */
+json_t *ingest_kafka_assignment(struct ingest_kafka *ik, int64_t *total);
 /* Commits what is stored and leaves the group. */
 void ingest_kafka_free(struct ingest_kafka *ik);
 

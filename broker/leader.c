@@ -16,6 +16,7 @@
 #define PAGE          5000 /* facts per step */
 #define REBUILD_PAGE  20000
 #define FACTS_CHANNEL "sn_facts"
+#define PURGE_CHANNEL "sn_purge" /* sn_jurisdiction_purge(): facts were deleted */
 
 enum phase {
     PHASE_DISCONNECTED, /* the connection is not ready */
@@ -48,6 +49,7 @@ struct leader {
     int64_t step_last_fact_id;
     json_t *revisions;
     int more_facts, tick_pending;
+    int correct; /* the rebuild in progress follows a purge */
 };
 
 static void resume(struct leader *l);
@@ -194,12 +196,13 @@ static void restore_facts_page(struct leader *l);
  * evaluate from the fact after it. */
 static void start_evaluating(struct leader *l)
 {
-    engine_restore_done(l->engine);
+    engine_restore_done(l->engine, l->correct);
     struct engine_stats st = engine_get_stats(l->engine);
-    log_info(json_pack("{s:I,s:I,s:I,s:I}", "last_fact_id", (json_int_t)l->last_fact_id,
+    log_info(json_pack("{s:I,s:I,s:I,s:I,s:b}", "last_fact_id", (json_int_t)l->last_fact_id,
                        "facts_held", (json_int_t)st.facts_held, "groups", (json_int_t)st.groups,
-                       "active_notices", (json_int_t)st.active_episodes),
+                       "active_notices", (json_int_t)st.active_episodes, "after_purge", l->correct),
              "rule engine restored; evaluating");
+    l->correct = 0;
     set_phase(l, PHASE_EVALUATING);
     l->step_last_fact_id = l->last_fact_id;
     l->more_facts = 1;
@@ -551,7 +554,17 @@ static void on_notify(struct store *s, const char *channel, const char *payload,
 {
     struct leader *l = arg;
     (void)s;
-    (void)payload;
+    if (strcmp(channel, PURGE_CHANNEL) == 0 && leader_is_leader(l)) {
+        /* the windows hold facts that are gone: rebuild them from the
+         * database and publish what the counts are now */
+        log_info(json_pack("{s:s}", "jurisdiction", payload),
+                 "rule engine: a jurisdiction's data was purged; evaluating the notices again");
+        l->correct = 1;
+        l->epoch++;
+        set_phase(l, PHASE_RESTORING);
+        resume(l);
+        return;
+    }
     if (strcmp(channel, FACTS_CHANNEL) != 0 || l->phase != PHASE_EVALUATING) return;
     l->more_facts = 1;
     resume(l);
@@ -583,6 +596,7 @@ struct leader *leader_new(struct event_base *base, const struct leader_conf *con
     store_set_query_timeout(l->store, conf->query_timeout_ms);
     store_set_application_name(l->store, "sn-broker-engine");
     store_listen(l->store, FACTS_CHANNEL);
+    store_listen(l->store, PURGE_CHANNEL);
     return l;
 }
 

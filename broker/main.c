@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "audit.h"
 #include "auth.h"
+#include "cluster.h"
 #include "curl_loop.h"
 #include "digest_clock.h"
 #include "outbox.h"
@@ -92,6 +93,8 @@ static void finish_shutdown(struct broker *b)
      * ingestion stores no offset it has not committed */
     store_free(b->store);
     b->store = NULL;
+    cluster_free(b->cluster);
+    b->cluster = NULL;
     digest_clock_free(b->digest);
     b->digest = NULL;
     ingest_free(b->ingest);
@@ -118,7 +121,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     (void)what;
     size_t inflight = http_server_inflight(b->http) + ingest_pending(b->ingest) +
                       ingest_kafka_inflight(b->ingest_kafka) + outbox_busy(b->outbox) +
-                      audit_inflight();
+                      audit_inflight() + cluster_busy(b->cluster);
     double waited_ms = (http_now() - b->shutdown_started_at) * 1000;
     if (inflight == 0 || waited_ms >= (double)b->conf.shutdown_timeout_ms) {
         if (inflight)
@@ -152,6 +155,7 @@ static void begin_shutdown(struct broker *b, int exit_code)
     ingest_kafka_pause(b->ingest_kafka, 1);
     outbox_stop(b->outbox);
     digest_clock_stop(b->digest);
+    cluster_stop(b->cluster);
     struct timeval deadline = {HARD_DEADLINE_MS / 1000, (HARD_DEADLINE_MS % 1000) * 1000};
     evtimer_add(b->deadline_ev, &deadline);
     on_drain(-1, 0, b);
@@ -173,7 +177,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void announce_if_ready(struct broker *b)
 {
     if (b->announced || !broker_ready(b, NULL)) return;
-    if (b->embedded && !b->admin_token_ready) return;
+    if ((b->embedded || b->conf.auth_admin_token_file[0]) && !b->admin_token_ready) return;
     b->announced = 1;
     log_info(json_pack("{s:s,s:s}", "http", b->http_address, "kafka", b->kafka_bootstrap), "ready");
     if (b->embedded) {
@@ -221,8 +225,11 @@ static void on_store_state(struct store *s, enum store_state state, void *arg)
     if (state != STORE_READY) return;
     if (b->embedded && !b->admin_token_ready)
         embedded_ensure_admin_token(b->embedded, b->store, on_admin_token, b);
+    else if (b->conf.auth_admin_token_file[0] && !b->admin_token_ready)
+        admin_token_ensure(b->conf.auth_admin_token_file, b->store, on_admin_token, b);
     /* queued after the admin token's insert: the cache sees it */
     auth_reload(b->auth);
+    cluster_beat(b->cluster);
     announce_if_ready(b);
 }
 
@@ -372,6 +379,35 @@ static void log_rule_errors(const json_t *errors)
     }
 }
 
+/* 1 (and an error in errors) when a rule of rs counts facts further back
+ * than retention.events or retention.facts keeps them: they would be deleted
+ * while a window still needs them. */
+static int retention_refuses(const struct broker *b, const struct rule_set *rs, json_t *errors)
+{
+    const char *rule;
+    int64_t horizon = rule_set_horizon(rs, &rule);
+    const struct {
+        const char *key;
+        int64_t ms;
+    } limits[] = {{"retention.events", b->conf.retention_events_ms},
+                  {"retention.facts", b->conf.retention_facts_ms}};
+    for (size_t i = 0; i < SN_ARRAY_LEN(limits); i++) {
+        if (limits[i].ms == 0 || limits[i].ms >= horizon) continue;
+        char message[300], back[32], kept[32];
+        rule_format_duration(horizon, back, sizeof(back));
+        rule_format_duration(limits[i].ms, kept, sizeof(kept));
+        snprintf(message, sizeof(message),
+                 "the rule counts facts up to %s back (its window%s), longer than %s (%s) keeps "
+                 "them; raise %s or shorten the window",
+                 back, rule_has_growth(rule_set_find(rs, rule)) ? ", twice for growth" : "",
+                 limits[i].key, kept, limits[i].key);
+        json_array_append_new(errors, json_pack("{s:n,s:s,s:s,s:s}", "file", "rule", rule,
+                                                "pointer", "/window", "message", message));
+        return 1;
+    }
+    return 0;
+}
+
 /* Loads rules.path and, when it is sound, hands it to the engine in place of
  * the running set; every problem is logged (and appended to errors, if not
  * NULL). */
@@ -380,6 +416,10 @@ static enum sn_err swap_rules(struct broker *b, json_t *errors)
     json_t *found = json_array();
     struct rule_set *rs = NULL;
     enum sn_err rc = rules_load(b->rules_path, b->schemas, &rs, found);
+    if (rc == SN_OK && retention_refuses(b, rs, found)) {
+        rule_set_free(rs);
+        rc = SN_ERR_CONF;
+    }
     log_rule_errors(found);
     if (errors) json_array_extend(errors, found);
     json_decref(found);
@@ -619,10 +659,10 @@ static int start(struct broker *b)
         read_password("kafka.sasl_password_file", b->conf.kafka_sasl_password_file, sasl_password,
                       sizeof(sasl_password)) != 0)
         return 2;
-    const struct kafka_security ks = {
-        b->conf.kafka_security_protocol, b->conf.kafka_sasl_mechanism, b->conf.kafka_sasl_username,
-        sasl_password,                   b->conf.kafka_ssl_ca_file,    b->conf.kafka_ssl_cert_file,
-        b->conf.kafka_ssl_key_file};
+    const struct kafka_security ks = {b->conf.kafka_security_protocol, b->conf.kafka_sasl_mechanism,
+                                      b->conf.kafka_sasl_username,     sasl_password,
+                                      b->conf.kafka_ssl_ca_file,       b->conf.kafka_ssl_cert_file,
+                                      b->conf.kafka_ssl_key_file};
     const struct kafka_hooks kh = {on_kafka_state, b};
     rc = kafka_new(b->base, b->kafka_bootstrap, &ks, &kh, &b->kafka, err, sizeof(err));
     if (rc != SN_OK) {
@@ -660,6 +700,7 @@ static int start(struct broker *b)
                  "client certificate map loaded");
     }
     b->ingest = ingest_new(b->store);
+    b->cluster = cluster_new(b);
     const struct leader_conf lc = {conninfo, b->conf.database_reconnect_max_ms,
                                    b->conf.database_query_timeout_ms, b->conf.rules_tick_ms,
                                    &b->engine_options};

@@ -326,12 +326,8 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     double now = now_s();
     if (now - o->gauges_at >= GAUGES_EVERY_MS / 1000.0) {
         o->gauges_at = now;
-        store_query(o->store,
-                    "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'), "
-                    "COALESCE(EXTRACT(EPOCH FROM now() - (SELECT min(created_at) FROM outbox "
-                    "WHERE state = 'pending')), 0), "
-                    "(SELECT count(*) FROM outbox WHERE state = 'dead')",
-                    0, NULL, on_gauges, o);
+        store_query(o->store, "SELECT depth, oldest_seconds, dead FROM sn_outbox_health()", 0, NULL,
+                    on_gauges, o);
     }
     claim(o);
 }

@@ -171,6 +171,26 @@ int rule_has_growth(const struct rule *r)
     return 0;
 }
 
+int64_t rule_span(const struct rule *r)
+{
+    if (!rule_has_growth(r)) return r->window_ms;
+    return r->window_ms > INT64_MAX / 2 ? INT64_MAX : 2 * r->window_ms;
+}
+
+int64_t rule_set_horizon(const struct rule_set *rs, const char **rule_id)
+{
+    int64_t longest = 0;
+    if (rule_id) *rule_id = NULL;
+    for (size_t i = 0; rs && i < rule_set_count(rs); i++) {
+        const struct rule *r = rule_set_get(rs, i);
+        if (rule_span(r) > longest) {
+            longest = rule_span(r);
+            if (rule_id) *rule_id = r->id;
+        }
+    }
+    return longest;
+}
+
 int rules_level_reached(const struct rule *r, size_t reviews, size_t jurisdictions, double growth)
 {
     for (size_t i = r->level_count; i-- > 0;) {

@@ -134,6 +134,12 @@ json_t *rule_group_object(const struct rule *r, const struct fact_labels *f);
 /* 1 when some level of r has a min_growth (the engine then also counts the
  * window before the current one). */
 int rule_has_growth(const struct rule *r);
+/* How far back from the clock r can count a fact: its window, doubled with
+ * a growth level (the window before it counts too). */
+int64_t rule_span(const struct rule *r);
+/* The longest rule_span() of rs (0 for none or NULL), and in *rule_id (if
+ * not NULL) the rule it is of. */
+int64_t rule_set_horizon(const struct rule_set *rs, const char **rule_id);
 
 /* The index in r->levels of the highest level whose thresholds hold, or -1.
  * min_growth only applies to a level that sets it; growth is the count of this

@@ -89,6 +89,18 @@ static void usage(FILE *out)
             "            with what status. A: an action (review.read) or its kind\n"
             "            (subscription); --until: before DATE; --limit: at most N entries\n"
             "            (default 100; 0: all)\n"
+            "  status [--json]\n"
+            "            the installation (admin): every process with its last heartbeat,\n"
+            "            Kafka partitions and lag, the rule-engine leader, the outbox (waiting,\n"
+            "            oldest, dead letters), the Kafka consumer lag and the quarantine\n"
+            "  jurisdiction export CODE [--output FILE]\n"
+            "            everything the broker holds that the jurisdiction submitted (its\n"
+            "            raw events, reviews and facts), as JSON Lines (admin, or the\n"
+            "            jurisdiction's subscriber token)\n"
+            "  jurisdiction purge CODE [--yes]\n"
+            "            delete it (admin), after typing CODE back (or --yes); the notices\n"
+            "            are evaluated again without its facts, and lowered counts or a\n"
+            "            resolution are published as revisions\n"
             "\n"
             "List commands print one line per item; --json prints the items as JSON Lines.\n"
             "\n"
@@ -1133,6 +1145,135 @@ static int cmd_audit(const struct client *c, int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+static int cmd_status(const struct client *c, int argc, char **argv)
+{
+    int as_json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 2 || (argc == 2 && !as_json)) {
+        fputs("snctl: usage: snctl status [--json]\n", stderr);
+        return 2;
+    }
+    json_t *v = call(c, "GET", "/v1/status", NULL);
+    if (!v) return 1;
+    if (as_json) {
+        print_pretty(v);
+        json_decref(v);
+        return 0;
+    }
+    printf("%-34s %-8s %-6s %9s  %-22s %-12s %-10s %s\n", "PROCESS", "STATE", "LEADER", "HEARTBEAT",
+           "ADDRESS", "ENGINE", "PARTITIONS", "LAG");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(v, "processes"), i, p)
+    {
+        const json_t *kafka = json_object_get(p, "kafka");
+        char parts[64] = "";
+        size_t j, used = 0;
+        json_t *part;
+        json_array_foreach(json_object_get(kafka, "partitions"), j, part)
+        {
+            if (used >= sizeof(parts)) break;
+            used +=
+                (size_t)snprintf(parts + used, sizeof(parts) - used, "%s%lld", j ? "," : "",
+                                 (long long)json_integer_value(json_object_get(part, "partition")));
+        }
+        printf("%-34s %-8s %-6s %8.1fs  %-22s %-12s %-10s %lld\n", text_or(p, "id", "?"),
+               text_or(p, "state", "?"), json_is_true(json_object_get(p, "leader")) ? "yes" : "-",
+               json_number_value(json_object_get(p, "heartbeat_age_seconds")),
+               text_or(p, "http_address", "-"), text_or(p, "engine", "-"), parts[0] ? parts : "-",
+               (long long)json_integer_value(json_object_get(kafka, "lag")));
+    }
+    const json_t *engine = json_object_get(v, "engine"), *outbox = json_object_get(v, "outbox");
+    printf("\nrule-engine leader:   %s\n",
+           text_or(v, "leader", "none (no process holds the lock)"));
+    printf("facts evaluated:      up to %lld, %lld waiting\n",
+           (long long)json_integer_value(json_object_get(engine, "last_fact_id")),
+           (long long)json_integer_value(json_object_get(engine, "facts_waiting")));
+    printf("outbox:               %lld waiting, oldest %.1fs, %lld dead letters\n",
+           (long long)json_integer_value(json_object_get(outbox, "depth")),
+           json_number_value(json_object_get(outbox, "oldest_undelivered_seconds")),
+           (long long)json_integer_value(json_object_get(outbox, "dead")));
+    printf("kafka consumer lag:   %lld\n",
+           (long long)json_integer_value(json_object_get(v, "kafka_consumer_lag")));
+    printf("quarantine:           %lld\n",
+           (long long)json_integer_value(json_object_get(v, "quarantine")));
+    json_decref(v);
+    return 0;
+}
+
+/* 1 when the user typed code back (on stdin: a terminal, or a pipe). */
+static int confirmed(const char *code)
+{
+    fprintf(stderr,
+            "This deletes every review, fact and raw event that %s submitted, for good.\n"
+            "Type the jurisdiction code to confirm: ",
+            code);
+    char line[128];
+    if (!fgets(line, sizeof(line), stdin)) return 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcmp(line, code) == 0;
+}
+
+static int cmd_jurisdiction(const struct client *c, int argc, char **argv)
+{
+    static const char usage_text[] =
+        "snctl: usage: snctl jurisdiction export CODE [--output FILE]\n"
+        "       snctl jurisdiction purge CODE [--yes]\n";
+    if (argc < 2 || (strcmp(argv[0], "export") != 0 && strcmp(argv[0], "purge") != 0)) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *code = argv[1], *output = NULL;
+    int yes = 0, export = strcmp(argv[0], "export") == 0;
+    for (int i = 2; i < argc; i++) {
+        if (export && strcmp(argv[i], "--output") == 0 && i + 1 < argc) {
+            output = argv[++i];
+        } else if (!export && strcmp(argv[i], "--yes") == 0) {
+            yes = 1;
+        } else {
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    char path[600];
+    id_path(path, sizeof(path), "/v1/jurisdictions", code, export ? "/export" : "/purge");
+    if (export) {
+        struct client_reply r;
+        int rc = request(c, "GET", path, NULL, &r), ok = rc == 0 && r.status == 200;
+        if (ok) {
+            FILE *out = output ? fopen(output, "w") : stdout;
+            if (!out) {
+                perror(output);
+                ok = 0;
+            } else {
+                fputs(r.body, out);
+                if (out != stdout && fclose(out) != 0) {
+                    perror(output);
+                    ok = 0;
+                }
+            }
+        } else if (rc == 0) {
+            print_problem(&r);
+        }
+        free(r.body);
+        return ok ? 0 : 1;
+    }
+    if (!yes && !confirmed(code)) {
+        fprintf(stderr, "snctl: not confirmed; nothing was deleted\n");
+        return 2;
+    }
+    json_t *body = json_pack("{s:s}", "confirm", code);
+    json_t *v = call(c, "POST", path, body);
+    json_decref(body);
+    if (!v) return 1;
+    const json_t *d = json_object_get(v, "deleted");
+    printf("%s: deleted %lld events, %lld reviews, %lld facts; the notices are evaluated again\n",
+           code, (long long)json_integer_value(json_object_get(d, "events")),
+           (long long)json_integer_value(json_object_get(d, "reviews")),
+           (long long)json_integer_value(json_object_get(d, "facts")));
+    json_decref(v);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {{"url", required_argument, NULL, 'u'},
@@ -1197,6 +1338,10 @@ int main(int argc, char **argv)
         rc = cmd_deliveries(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "digest") == 0)
         rc = cmd_digest(&c, argc - optind - 1, argv + optind + 1);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(&c, argc - optind, argv + optind);
+    else if (strcmp(cmd, "jurisdiction") == 0)
+        rc = cmd_jurisdiction(&c, argc - optind - 1, argv + optind + 1);
     else if (strcmp(cmd, "audit") == 0)
         rc = cmd_audit(&c, argc - optind, argv + optind);
     else {

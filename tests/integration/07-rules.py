@@ -17,10 +17,9 @@ import time
 
 from harness import ROOT, SNCTL, Broker, Session, check, http, wait_for
 from ingest_util import create_token, event, post, review
+from rules_util import (EMIT, EVENT_BODY, RULES_DIR, SIMULATE, api, caught_up, post_simulated, snctl,
+                        sql_counts, stored_revisions)
 
-SIMULATE = os.path.join(os.path.dirname(SNCTL), "sn-simulate")
-EMIT = os.path.join(os.path.dirname(SNCTL), "sn-emit")
-RULES_DIR = os.path.join(ROOT, "deploy", "rules")
 # the project's shared reference, else the copy kept in tests/reference/
 CAP_XSD = next(p for p in (os.path.join(os.path.dirname(ROOT), "shared", "reference", "CAP-v1.2.xsd"),
                            os.path.join(ROOT, "tests", "reference", "CAP-v1.2.xsd")) if os.path.exists(p))
@@ -31,41 +30,6 @@ def started(**kw):
     b = Broker(**kw).start()
     b.wait_ready()
     return b
-
-
-def api(b, path, token=None, method="GET", body=None):
-    token = token or b.read("admin.token").strip()
-    h = {"Authorization": "Bearer " + token}
-    if body is not None:
-        h["Content-Type"] = "application/json"
-        body = json.dumps(body).encode()
-    status, headers, raw = http(method, b.url(path), body, h)
-    ctype = headers.get("Content-Type", "")
-    return status, (json.loads(raw) if "json" in ctype and raw else raw)
-
-
-def snctl(b, *args):
-    r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token-file", b.dir + "/admin.token"]
-                       + list(args), capture_output=True, text=True, timeout=120)
-    check(r.returncode == 0, "snctl " + " ".join(args), 0, (r.returncode, r.stderr[-2000:]))
-    return r.stdout
-
-
-def caught_up(b):
-    """The engine has evaluated every stored fact."""
-    return b.psql("SELECT (SELECT last_fact_id FROM engine_state) = "
-                  "(SELECT coalesce(max(id), 0) FROM facts)") == "t"
-
-
-# A stored revision with its event time as issued_at: what a backtest (event
-# time only) gives. The published issued_at is the wall clock's.
-EVENT_BODY = ("jsonb_set(body, '{issued_at}', to_jsonb(to_char(event_time AT TIME ZONE 'UTC', "
-              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')))::text")
-
-
-def stored_revisions(b):
-    rows = b.psql("SELECT " + EVENT_BODY + " FROM notice_revisions ORDER BY event_time, notice_id, revision")
-    return [json.loads(l) for l in rows.splitlines() if l]
 
 
 def iso(t):
@@ -166,32 +130,6 @@ def test_fixed_data_set_gives_the_expected_revisions():
     check(nid != unkeyed and re.match(r"^sn-[0-9a-f]{20}$", nid), "the notice id is keyed", None, nid)
     as_decided = [r for r in stored_revisions(b) if r["id"] == nid]
     check(backtest == as_decided, "backtest equals live", as_decided, backtest)
-
-
-def sql_counts(b, rule, rev):
-    """Distinct reviews, jurisdictions and IOs matching a deploy rule in the
-    revision's window, computed from the facts table (not by the engine)."""
-    match = {"teamwork-law-enforcement": "kind = 'improvement_opportunity' AND theme = "
-                                         "'teamwork_coordination' AND partner = 'law_enforcement'",
-             "recurring-theme": "kind = 'improvement_opportunity' AND theme = '%s'"
-                                % rev["group"].get("theme", ""),
-             "economic-support-suid": "kind = 'family_need' AND need = 'economic_support' AND "
-                                      "cause = 'suid'"}[rule]
-    # live facts as of the revision: retracted only by an amendment evaluated later
-    row = b.psql(
-        "SELECT count(DISTINCT (jurisdiction, review_id)) || ' ' || count(DISTINCT jurisdiction) || ' ' "
-        "|| count(*) FILTER (WHERE kind = 'improvement_opportunity') FROM facts "
-        "WHERE %s AND retracted_at IS NULL AND event_time > '%s'::timestamptz - interval '180 days' "
-        "AND event_time <= '%s'::timestamptz" % (match, rev["issued_at"], rev["issued_at"]))
-    return [int(x) for x in row.split()]
-
-
-def post_simulated(b, *args):
-    sim = subprocess.run([SIMULATE] + list(args), capture_output=True, check=True, timeout=120)
-    r = subprocess.run([EMIT, "--url", "http://" + b.address, "--token-file", b.dir + "/admin.token",
-                        "--batch", "50", "--quiet"], input=sim.stdout, capture_output=True, timeout=300)
-    check(r.returncode == 0, "sn-emit posted the simulated reviews", 0, r.stderr[-2000:])
-    return sim.stdout.decode().splitlines()
 
 
 def test_simulated_counts_match_sql_and_backtest():

@@ -446,7 +446,7 @@ START_TEST(test_restore_continues_exactly)
     feed(b, 0, split);
     restoring = 0;
     ck_assert_int_eq(next_fact_id - 1, last_fact);
-    engine_restore_done(b);
+    engine_restore_done(b, 0);
     ck_assert_int_eq(json_array_size(second.revisions), 0);
     feed(b, split, 60);
     engine_advance(b, T0 + 90 * DAY);

@@ -180,8 +180,8 @@ START_TEST(test_security_settings)
     ck_assert_str_eq(conf_value(rc, "security.protocol"), "plaintext");
     ck_assert_str_eq(conf_value(rc, "sasl.username"), "");
 
-    const struct kafka_security scram = {"sasl_ssl", "SCRAM-SHA-512", "sn-broker", "s3cret",
-                                         "/etc/ssl/kafka-ca.pem", "", ""};
+    const struct kafka_security scram = {
+        "sasl_ssl", "SCRAM-SHA-512", "sn-broker", "s3cret", "/etc/ssl/kafka-ca.pem", "", ""};
     ck_assert_msg(kafka_conf_security(rc, &scram, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(conf_value(rc, "security.protocol"), "sasl_ssl");
     ck_assert_str_eq(conf_value(rc, "sasl.mechanisms"), "SCRAM-SHA-512");
@@ -192,8 +192,8 @@ START_TEST(test_security_settings)
 
     /* ssl alone: no SASL settings even when they are configured */
     rc = rd_kafka_conf_new();
-    const struct kafka_security tls = {"ssl", "PLAIN", "ignored", "ignored", "ca.pem", "c.pem",
-                                       "k.pem"};
+    const struct kafka_security tls = {"ssl",    "PLAIN", "ignored", "ignored",
+                                       "ca.pem", "c.pem", "k.pem"};
     ck_assert_msg(kafka_conf_security(rc, &tls, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(conf_value(rc, "security.protocol"), "ssl");
     ck_assert_str_eq(conf_value(rc, "sasl.username"), "");

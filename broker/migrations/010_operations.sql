@@ -1,0 +1,128 @@
+-- Operations: the processes that share this database, retention, and a
+-- jurisdiction's export and purge of its data.
+
+-- Every broker process records itself here every cluster.heartbeat (snctl
+-- status). A row not refreshed for a day is dropped by the next heartbeat of
+-- any process.
+CREATE TABLE processes (
+    id           text PRIMARY KEY,          -- host:pid:random, new at each start
+    host         text NOT NULL,
+    pid          int NOT NULL,
+    version      text NOT NULL,
+    http_address text NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    stopped_at   timestamptz,               -- a clean shutdown
+    leader       boolean NOT NULL DEFAULT false,
+    detail       jsonb NOT NULL DEFAULT '{}' -- engine state, Kafka partitions and lag, ...
+);
+
+-- Retention, applied by the rule-engine leader every retention.interval. A
+-- limit of 0 keeps everything of its kind. events_ms and facts_ms are never
+-- below horizon_ms (the longest rule window, doubled for growth rules: what
+-- the engine may still need); the caller checks, this function enforces it
+-- too. Facts go only once evaluated (id <= last_fact_id) and once outside
+-- every window of the engine's clock. A raw event goes with the review it
+-- carries (the review is stored once, as its event's data). Returns the rows
+-- deleted per table.
+CREATE FUNCTION sn_retention(events_ms bigint, facts_ms bigint, attempts_ms bigint,
+                             horizon_ms bigint) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    n_events   bigint := 0;
+    n_reviews  bigint := 0;
+    n_facts    bigint := 0;
+    n_attempts bigint := 0;
+    cutoff     timestamptz;
+    evaluated  bigint;
+    clock_ms   bigint;
+BEGIN
+    IF (events_ms > 0 AND events_ms < horizon_ms) OR (facts_ms > 0 AND facts_ms < horizon_ms) THEN
+        RAISE EXCEPTION 'retention shorter than the longest rule window (% ms)', horizon_ms;
+    END IF;
+    IF events_ms > 0 THEN
+        cutoff := now() - events_ms * interval '1 millisecond';
+        DELETE FROM reviews r USING events e
+         WHERE e.seq = r.event_seq AND e.received_at < cutoff;
+        GET DIAGNOSTICS n_reviews = ROW_COUNT;
+        DELETE FROM events WHERE received_at < cutoff;
+        GET DIAGNOSTICS n_events = ROW_COUNT;
+    END IF;
+    IF facts_ms > 0 THEN
+        SELECT last_fact_id, clock INTO evaluated, clock_ms FROM engine_state WHERE id = 1;
+        cutoff := least(now() - facts_ms * interval '1 millisecond',
+                        to_timestamp((coalesce(clock_ms, 0) - horizon_ms) / 1000.0));
+        DELETE FROM facts WHERE event_time < cutoff AND id <= evaluated;
+        GET DIAGNOSTICS n_facts = ROW_COUNT;
+    END IF;
+    IF attempts_ms > 0 THEN
+        DELETE FROM delivery_attempts
+         WHERE started_at < now() - attempts_ms * interval '1 millisecond';
+        GET DIAGNOSTICS n_attempts = ROW_COUNT;
+    END IF;
+    RETURN jsonb_build_object('events', n_events, 'reviews', n_reviews, 'facts', n_facts,
+                              'delivery_attempts', n_attempts);
+END
+$$;
+
+-- Everything the broker holds that a jurisdiction submitted, one JSON object
+-- a row: its events as received (the reviews in them, free text included),
+-- its reviews' current versions, and the facts taken from them.
+CREATE FUNCTION sn_jurisdiction_export(code text) RETURNS TABLE (line jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT line FROM (
+        SELECT 1 AS part, e.seq AS ord,
+               jsonb_build_object('record', 'event', 'source', e.source, 'id', e.event_id,
+                                  'channel', e.channel, 'received_at', e.received_at,
+                                  'event', e.envelope) AS line
+          FROM events e WHERE e.source = 'urn:npcs:jurisdiction:' || code
+        UNION ALL
+        SELECT 2, r.event_seq,
+               jsonb_build_object('record', 'review', 'jurisdiction', r.jurisdiction,
+                                  'review_id', r.review_id, 'version', r.version,
+                                  'finalized_at', r.finalized_at, 'created_at', r.created_at,
+                                  'updated_at', r.updated_at)
+          FROM reviews r WHERE r.jurisdiction = code
+        UNION ALL
+        SELECT 3, f.id, jsonb_build_object('record', 'fact') || to_jsonb(f) - 'event_seq'
+          FROM facts f WHERE f.jurisdiction = code
+    ) x ORDER BY part, ord
+$$;
+
+-- Deletes what sn_jurisdiction_export() gives, in one transaction, and tells
+-- the rule-engine leader (NOTIFY sn_purge) to evaluate the notices again
+-- without those facts. Returns the rows deleted per table.
+CREATE FUNCTION sn_jurisdiction_purge(code text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    n_events  bigint;
+    n_reviews bigint;
+    n_facts   bigint;
+BEGIN
+    DELETE FROM facts WHERE jurisdiction = code;
+    GET DIAGNOSTICS n_facts = ROW_COUNT;
+    DELETE FROM reviews WHERE jurisdiction = code;
+    GET DIAGNOSTICS n_reviews = ROW_COUNT;
+    DELETE FROM events WHERE source = 'urn:npcs:jurisdiction:' || code;
+    GET DIAGNOSTICS n_events = ROW_COUNT;
+    IF n_facts > 0 THEN
+        PERFORM pg_notify('sn_purge', code);
+    END IF;
+    RETURN jsonb_build_object('events', n_events, 'reviews', n_reviews, 'facts', n_facts);
+END
+$$;
+
+CREATE INDEX events_by_received ON events (received_at);
+CREATE INDEX facts_by_jurisdiction ON facts (jurisdiction);
+CREATE INDEX delivery_attempts_by_start ON delivery_attempts (started_at);
+
+-- Deliveries waiting, the age of the oldest of them (seconds), and dead
+-- letters: the outbox gauges of /metrics and of snctl status.
+CREATE FUNCTION sn_outbox_health(OUT depth bigint, OUT oldest_seconds double precision,
+                                 OUT dead bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'),
+           coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM outbox
+                                                 WHERE state = 'pending')), 0)::double precision,
+           (SELECT count(*) FROM outbox WHERE state = 'dead')
+$$;
