@@ -28,6 +28,8 @@ procps
 python3
 python3-prometheus-client
 python3-aiosmtpd
+python3-yaml
+systemd
 chromium
 "
 
