@@ -397,6 +397,82 @@ static void save_episode(const struct engine_episode *ep, void *arg)
  * episodes, clock), rebuilds a second engine from the checkpoint and the
  * same facts, and feeds it the rest: together they must publish exactly what
  * one engine publishes for all the facts. */
+/* The episodes of a checkpoint into e (after engine_restore_clock). */
+static void restore_episodes(struct engine *e, const struct checkpoint *cp)
+{
+    const char *key;
+    json_t *saved;
+    json_object_foreach(cp->episodes, key, saved)
+    {
+        json_t *st = json_object_get(saved, "state");
+        struct engine_episode ep = {
+            json_string_value(json_object_get(saved, "rule")),
+            json_string_value(json_object_get(saved, "key")),
+            json_object_get(saved, "group"),
+            json_string_value(json_object_get(saved, "notice")),
+            json_integer_value(json_object_get(saved, "started")),
+            {(int)json_integer_value(json_object_get(st, "active")),
+             (int)json_integer_value(json_object_get(st, "level")),
+             (int)json_integer_value(json_object_get(st, "revision")),
+             json_integer_value(json_object_get(st, "last")),
+             json_integer_value(json_object_get(st, "below")),
+             (size_t)json_integer_value(json_object_get(st, "reviews")),
+             (size_t)json_integer_value(json_object_get(st, "jurisdictions"))}};
+        ck_assert_int_eq(engine_restore_episode(e, &ep), 1);
+    }
+}
+
+/* A checkpoint at the warning (5 reviews from AA, BB, CC), rebuilt with the
+ * facts of the jurisdictions in keep only (the others were purged): with
+ * correct, what the counts are now is published at once (an update inside
+ * repeat_interval, a resolution inside resolve_after); without, nothing yet. */
+static char *restore_without(const char *keep, int correct)
+{
+    static const char *const js[] = {"AA", "AA", "BB", "BB", "CC"};
+    struct collected first = {json_array()}, second = {json_array()};
+    struct engine *a = engine_new(rs, &options, collect, &first);
+    next_fact_id = 1;
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "p%d", i);
+        review(a, js[i], id, 1, T0 + i * DAY, "teamwork_coordination");
+    }
+    struct checkpoint cp = {json_object()};
+    engine_take_changes(a, save_episode, &cp);
+    struct engine *b = engine_new(rs, &options, collect, &second);
+    engine_restore_clock(b, engine_clock(a));
+    restore_episodes(b, &cp);
+    restoring = 1;
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "p%d", i);
+        if (strstr(keep, js[i])) review(b, js[i], id, 1, T0 + i * DAY, "teamwork_coordination");
+    }
+    restoring = 0;
+    engine_restore_done(b, correct);
+    char *text = summarize(second.revisions, "r");
+    engine_free(a);
+    engine_free(b);
+    json_decref(cp.episodes);
+    json_decref(first.revisions);
+    json_decref(second.revisions);
+    return text;
+}
+
+START_TEST(test_restore_after_a_purge_corrects_at_once)
+{
+    char *text = restore_without("AA BB", 1);
+    ck_assert_str_eq(text, "r#3 updated advisory 4/2 @2026-01-05T00:00:00Z\n");
+    free(text);
+    text = restore_without("AA", 1);
+    ck_assert_str_eq(text, "r#3 resolved warning 2/1 @2026-01-05T00:00:00Z\n");
+    free(text);
+    text = restore_without("AA BB", 0); /* the update waits for repeat_interval */
+    ck_assert_str_eq(text, "");
+    free(text);
+}
+END_TEST
+
 START_TEST(test_restore_continues_exactly)
 {
     int split = _i;
@@ -420,26 +496,7 @@ START_TEST(test_restore_continues_exactly)
     /* the second: restore, then the rest */
     struct engine *b = engine_new(rs, &options, collect, &second);
     engine_restore_clock(b, clock);
-    const char *key;
-    json_t *saved;
-    json_object_foreach(cp.episodes, key, saved)
-    {
-        json_t *st = json_object_get(saved, "state");
-        struct engine_episode ep = {
-            json_string_value(json_object_get(saved, "rule")),
-            json_string_value(json_object_get(saved, "key")),
-            json_object_get(saved, "group"),
-            json_string_value(json_object_get(saved, "notice")),
-            json_integer_value(json_object_get(saved, "started")),
-            {(int)json_integer_value(json_object_get(st, "active")),
-             (int)json_integer_value(json_object_get(st, "level")),
-             (int)json_integer_value(json_object_get(st, "revision")),
-             json_integer_value(json_object_get(st, "last")),
-             json_integer_value(json_object_get(st, "below")),
-             (size_t)json_integer_value(json_object_get(st, "reviews")),
-             (size_t)json_integer_value(json_object_get(st, "jurisdictions"))}};
-        ck_assert_int_eq(engine_restore_episode(b, &ep), 1);
-    }
+    restore_episodes(b, &cp);
     /* its windows: the same facts again, as restored facts */
     next_fact_id = 1;
     restoring = 1;
@@ -495,6 +552,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_revision_privacy_and_breakdown);
     tcase_add_test(tc, test_one_notice_per_group);
     tcase_add_test(tc, test_default_topic);
+    tcase_add_test(tc, test_restore_after_a_purge_corrects_at_once);
     tcase_add_loop_test(tc, test_restore_continues_exactly, 1, 60);
     tcase_add_test(tc, test_cost_does_not_keep_old_reviews);
     suite_add_tcase(s, tc);
