@@ -21,7 +21,7 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iinclude -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
-BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema facts \
+BROKER_MODULES = main conf log http routes metrics store kafka embedded token schema mapping facts \
 	ingest ingest_http ingest_kafka auth tokens_http window matcher rules episode engine leader notice backtest \
 	notices_http rules_http stats_http subscriptions_http silences_http deliveries_http curl_loop \
 	digest digest_clock digest_http \
@@ -31,7 +31,7 @@ BROKER_OBJS = $(BROKER_MODULES:%=$(BUILD)/obj/broker/%.o) $(BUILD)/obj/gen/migra
 MIGRATIONS = $(sort $(wildcard broker/migrations/*.sql))
 
 # Unit tests: each links only the modules it tests (plus what those call).
-UNIT_TESTS = digest conf log metrics http token store kafka embedded schema facts ingest auth window rules \
+UNIT_TESTS = digest conf log metrics http token store kafka embedded schema mapping facts ingest auth window rules \
 	episode engine notice matcher mail curl_loop sink_webhook audit ratelimit tls html
 conf_DEPS     = conf
 log_DEPS      = log
@@ -42,8 +42,9 @@ store_DEPS    = store log metrics gen/migrations
 kafka_DEPS    = kafka log metrics
 embedded_DEPS = embedded log token store metrics conf gen/migrations
 schema_DEPS   = schema
+mapping_DEPS  = mapping
 facts_DEPS    = facts
-ingest_DEPS   = ingest facts schema store log metrics gen/migrations
+ingest_DEPS   = ingest mapping facts schema store log metrics gen/migrations
 auth_DEPS     = auth store log metrics gen/migrations
 window_DEPS   = window
 rules_DEPS    = rules matcher schema conf

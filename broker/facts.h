@@ -5,7 +5,8 @@
 
 #include <jansson.h>
 
-/* data is a review valid against review-completed.v1.json. Returns a new array
+/* data is a review valid against review-completed.v1.json (the canonical
+ * review: ingest.c maps another version onto it first). Returns a new array
  * of objects with kind, theme, subtheme, partner, seips_domain, priority, need
  * (each present when it applies) and the review's incident_type, cause and
  * age_band. Free text never becomes a label. */

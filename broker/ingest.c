@@ -7,9 +7,12 @@
 
 #include "facts.h"
 #include "log.h"
+#include "mapping.h"
 #include "metrics.h"
 #include "store.h"
 
+/* REVIEW_SCHEMA is the canonical review: what facts.c reads and a review's
+ * keys come from. Any other version in the registry is mapped onto it. */
 #define ENVELOPE_SCHEMA "cloudevent.v1.json"
 #define REVIEW_SCHEMA   "review-completed.v1.json"
 #define SOURCE_PREFIX   "urn:npcs:jurisdiction:"
@@ -72,6 +75,65 @@ static char *copy_string(const json_t *v)
     return xstrdup(json_is_string(v) ? json_string_value(v) : "");
 }
 
+/* "a, b" of the registered types, for the message that refuses another. */
+static void describe_types(const struct schema_set *schemas, char *buf, size_t len)
+{
+    size_t n, o = 0;
+    const struct schema_event_type *types = schema_event_types(schemas, &n);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < len; i++) {
+        int w = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", types[i].type);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
+/* The canonical review of data (valid against its type's schema): data
+ * itself, or what the type's mapping builds, checked against the canonical
+ * schema. Returns a new reference, or NULL with errors (in the sender's
+ * terms where the mapping says where a value came from). provenance
+ * receives the mapping's target -> source pointers. */
+static json_t *canonical_review(const struct schema_set *schemas,
+                                const struct schema_event_type *type, const json_t *data,
+                                json_t *provenance, json_t *errors)
+{
+    if (!type->mapping) {
+        /* ingest_check_types refuses a registry where this is not the
+         * canonical schema; a set loaded without that check is checked here */
+        if (strcmp(type->schema, REVIEW_SCHEMA) != 0 &&
+            schema_validate(schemas, REVIEW_SCHEMA, data, "/data", errors) > 0)
+            return NULL;
+        return json_incref((json_t *)data);
+    }
+    json_t *review =
+        mapping_apply(type->mapping, type->mapping_file, data, "/data", provenance, errors);
+    if (!review) return NULL;
+    /* the guard: whatever the mapping wrote must be a canonical review, codes
+     * from the vocabulary included, so that a wrong mapping gives a clear
+     * error and never a fact (never free text as a label, say) */
+    json_t *found = json_array();
+    if (schema_validate(schemas, REVIEW_SCHEMA, review, "", found) == 0) {
+        json_decref(found);
+        return review;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(found, i, e)
+    {
+        const char *at = json_string_value(json_object_get(e, "pointer"));
+        const char *source = mapping_source_of(provenance, at);
+        char msg[1536];
+        snprintf(msg, sizeof(msg), "mapped by %s to %s of the canonical review (%s), which %s",
+                 type->mapping_file, *at ? at : "the root", REVIEW_SCHEMA,
+                 json_string_value(json_object_get(e, "message")));
+        json_array_append_new(
+            errors, json_pack("{s:s,s:s}", "pointer", source ? source : "/data", "message", msg));
+    }
+    json_decref(found);
+    json_decref(review);
+    return NULL;
+}
+
 int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct ingest_event **out,
                  struct ingest_problem *problem)
 {
@@ -87,30 +149,53 @@ int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct inge
         set_problem(problem, 400, "Malformed CloudEvents envelope", errors);
         return -1;
     }
+    const char *type_name = json_string_value(json_object_get(envelope, "type"));
+    const struct schema_event_type *type = schema_event_type(schemas, type_name);
+    if (!type) {
+        char types[400], msg[512];
+        describe_types(schemas, types, sizeof(types));
+        snprintf(msg, sizeof(msg), "must be one of the accepted event types: %s", types);
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "pointer", "/type", "message", msg));
+        set_problem(problem, 422, "Unknown event type", errors);
+        return -1;
+    }
     const json_t *data = json_object_get(envelope, "data");
-    if (schema_validate(schemas, REVIEW_SCHEMA, data, "/data", errors) > 0) {
+    if (schema_validate(schemas, type->schema, data, "/data", errors) > 0) {
         set_problem(problem, 422, "Review does not match the schema", errors);
         return -1;
     }
+    json_t *provenance = type->mapping ? json_object() : NULL;
+    json_t *review = canonical_review(schemas, type, data, provenance, errors);
+    if (!review) {
+        json_decref(provenance);
+        set_problem(problem, 422, "Review does not map onto the canonical review", errors);
+        return -1;
+    }
     const char *source = json_string_value(json_object_get(envelope, "source"));
-    const char *jurisdiction = json_string_value(json_object_get(data, "jurisdiction"));
+    const char *jurisdiction = json_string_value(json_object_get(review, "jurisdiction"));
     if (strcmp(source + strlen(SOURCE_PREFIX), jurisdiction) != 0) {
+        const char *at = mapping_source_of(provenance, "/jurisdiction");
         char msg[256];
         snprintf(msg, sizeof(msg), "must be %s, the jurisdiction of source %s",
                  source + strlen(SOURCE_PREFIX), source);
-        json_array_append_new(
-            errors, json_pack("{s:s,s:s}", "pointer", "/data/jurisdiction", "message", msg));
+        json_array_append_new(errors, json_pack("{s:s,s:s}", "pointer",
+                                                at ? at : "/data/jurisdiction", "message", msg));
+        json_decref(provenance);
+        json_decref(review);
         set_problem(problem, 422, "Review does not match its source", errors);
         return -1;
     }
+    json_decref(provenance);
     json_decref(errors);
 
     struct ingest_event *ev = xcalloc(1, sizeof(*ev));
     /* the hash covers what the event says, not how it was carried: binary and
-     * structured mode of the same event are the same content */
+     * structured mode of the same event are the same content. The envelope is
+     * stored as it came, in its own version; the facts and the review's keys
+     * come from the canonical review. */
     json_object_del(envelope, "datacontenttype");
     ev->envelope_text = json_dumps(envelope, JSON_COMPACT | JSON_SORT_KEYS);
-    json_t *facts = facts_from_review(data);
+    json_t *facts = facts_from_review(review);
     ev->facts_text = json_dumps(facts, JSON_COMPACT);
     json_decref(facts);
     if (!ev->envelope_text || !ev->facts_text) sn_oom(0);
@@ -120,11 +205,40 @@ int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct inge
         snprintf(ev->hash + 2 * i, 3, "%02x", digest[i]);
     ev->source = copy_string(json_object_get(envelope, "source"));
     ev->id = copy_string(json_object_get(envelope, "id"));
-    ev->jurisdiction = copy_string(json_object_get(data, "jurisdiction"));
-    ev->review_id = copy_string(json_object_get(data, "review_id"));
-    ev->finalized_at = copy_string(json_object_get(data, "finalized_at"));
+    ev->jurisdiction = copy_string(json_object_get(review, "jurisdiction"));
+    ev->review_id = copy_string(json_object_get(review, "review_id"));
+    ev->finalized_at = copy_string(json_object_get(review, "finalized_at"));
+    json_decref(review);
     *out = ev;
     return 0;
+}
+
+enum sn_err ingest_check_types(const struct schema_set *schemas, char *err, size_t errlen)
+{
+    size_t n;
+    const struct schema_event_type *types = schema_event_types(schemas, &n);
+    if (n == 0) {
+        sn_errf(err, errlen, "%s is missing: it lists the event types the broker accepts",
+                SCHEMA_EVENT_TYPES);
+        return SN_ERR_CONF;
+    }
+    if (!schema_set_has(schemas, REVIEW_SCHEMA)) {
+        sn_errf(err, errlen, "%s, the canonical review, is missing", REVIEW_SCHEMA);
+        return SN_ERR_CONF;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (types[i].mapping) {
+            enum sn_err rc = mapping_check(types[i].mapping, types[i].mapping_file, err, errlen);
+            if (rc != SN_OK) return rc;
+        } else if (strcmp(types[i].schema, REVIEW_SCHEMA) != 0) {
+            sn_errf(err, errlen,
+                    "%s: the data of %s (%s) is not the canonical review (%s): name the "
+                    "\"mapping\" that builds one from it",
+                    SCHEMA_EVENT_TYPES, types[i].type, types[i].schema, REVIEW_SCHEMA);
+            return SN_ERR_CONF;
+        }
+    }
+    return SN_OK;
 }
 
 struct ingest *ingest_new(struct store *store)

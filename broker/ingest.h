@@ -31,8 +31,8 @@ struct ingest_event {
     char hash[65]; /* SHA-256 of the canonical envelope */
 };
 
-/* Why an event was refused: status 400 (envelope) or 422 (data), with every
- * violation as {"pointer", "message"} in errors. */
+/* Why an event was refused: status 400 (envelope) or 422 (type or data), with
+ * every violation as {"pointer", "message"} in errors. */
 struct ingest_problem {
     int status;
     const char *title;
@@ -44,12 +44,21 @@ enum ingest_outcome { INGEST_ACCEPTED, INGEST_DUPLICATE, INGEST_CONFLICT, INGEST
 
 typedef void (*ingest_done_fn)(enum ingest_outcome outcome, void *arg);
 
-/* Validates a structured-mode envelope. Returns 0 with *out (the caller frees
- * it with ingest_event_free) or -1 with problem filled (clear it with
- * ingest_problem_clear). May remove datacontenttype from envelope: how an
- * event was carried is not part of its content. */
+/* Validates a structured-mode envelope: the envelope (400), its type against
+ * the registry of event types (unknown: 422 at /type), its data against the
+ * type's schema (422), and, for a version that is not the canonical review,
+ * the canonical review its mapping builds (422). Returns 0 with *out (the
+ * caller frees it with ingest_event_free) or -1 with problem filled (clear it
+ * with ingest_problem_clear). The stored envelope is the event as sent; the
+ * facts, jurisdiction, review_id and finalized_at come from the canonical
+ * review. May remove datacontenttype from envelope: how an event was carried
+ * is not part of its content. */
 int ingest_parse(const struct schema_set *schemas, json_t *envelope, struct ingest_event **out,
                  struct ingest_problem *problem);
+/* At start-up: the registry lists at least one type, each either with the
+ * canonical review as its data or with a well-formed mapping. SN_OK, or
+ * SN_ERR_CONF with err naming the file. */
+enum sn_err ingest_check_types(const struct schema_set *schemas, char *err, size_t errlen);
 void ingest_event_free(struct ingest_event *ev);
 void ingest_problem_clear(struct ingest_problem *problem);
 const char *ingest_outcome_name(enum ingest_outcome outcome);

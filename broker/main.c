@@ -362,6 +362,10 @@ static int load_schemas(struct broker *b)
             return 2;
         }
     }
+    if (ingest_check_types(b->schemas, err, sizeof(err)) != SN_OK) {
+        log_error(json_pack("{s:s,s:i}", "dir", dir, "exit_code", 2), "schemas: %s", err);
+        return 2;
+    }
     log_info(json_pack("{s:s}", "dir", dir), "schemas loaded");
     return 0;
 }

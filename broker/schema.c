@@ -25,6 +25,8 @@ struct schema_set {
     struct schema_doc *docs;
     struct compiled_pattern *patterns;
     json_t *vocabulary; /* set name -> array of codes */
+    struct schema_event_type *types;
+    size_t type_count;
 };
 
 static const char *const annotation_keywords[] = {
@@ -272,6 +274,129 @@ fail:
     return NULL;
 }
 
+static int is_annotation(const char *key)
+{
+    return strcmp(key, "$comment") == 0 || strcmp(key, "title") == 0 ||
+           strcmp(key, "description") == 0;
+}
+
+/* A mapping file named by the registry: relative, and inside the directory. */
+static int is_inside(const char *path)
+{
+    if (!*path || *path == '/') return 0;
+    for (const char *p = path; *p; p += strcspn(p, "/"), p += *p == '/')
+        if (strncmp(p, "..", 2) == 0 && (p[2] == '/' || p[2] == '\0')) return 0;
+    return 1;
+}
+
+static enum sn_err load_event_type(struct schema_set *set, const char *dir, const char *type,
+                                   const json_t *entry, char *err, size_t errlen)
+{
+    char at[600];
+    pointer_append(at, sizeof(at), "/types", type);
+    if (!*type) {
+        sn_errf(err, errlen, "%s#%s: an event type must not be empty", SCHEMA_EVENT_TYPES, at);
+        return SN_ERR_CONF;
+    }
+    if (!json_is_object(entry)) {
+        sn_errf(err, errlen, "%s#%s: must be an object with \"schema\" (and \"mapping\")",
+                SCHEMA_EVENT_TYPES, at);
+        return SN_ERR_CONF;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)entry, key, v)
+    {
+        if (strcmp(key, "schema") != 0 && strcmp(key, "mapping") != 0 && !is_annotation(key)) {
+            sn_errf(err, errlen,
+                    "%s#%s/%s: unknown member (an event type has \"schema\" and, unless its data "
+                    "is the canonical review, \"mapping\")",
+                    SCHEMA_EVENT_TYPES, at, key);
+            return SN_ERR_CONF;
+        }
+    }
+    const char *schema = json_string_value(json_object_get(entry, "schema"));
+    if (!schema || !schema_set_has(set, schema)) {
+        sn_errf(err, errlen, "%s#%s/schema: must name a schema of %s (%s is not one)",
+                SCHEMA_EVENT_TYPES, at, dir, schema ? schema : "a non-string");
+        return SN_ERR_CONF;
+    }
+    const json_t *mapping_file = json_object_get(entry, "mapping");
+    json_t *mapping = NULL;
+    if (mapping_file) {
+        const char *file = json_string_value(mapping_file);
+        if (!file || !is_inside(file)) {
+            sn_errf(err, errlen,
+                    "%s#%s/mapping: must be the path of a file inside %s, relative to it",
+                    SCHEMA_EVENT_TYPES, at, dir);
+            return SN_ERR_CONF;
+        }
+        char path[4096];
+        json_error_t jerr;
+        snprintf(path, sizeof(path), "%s/%s", dir, file);
+        mapping = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!mapping) {
+            sn_errf(err, errlen, "%s (mapping of %s): %d:%d: %s", path, type, jerr.line,
+                    jerr.column, jerr.text);
+            return SN_ERR_CONF;
+        }
+    }
+    struct schema_event_type *t = &set->types[set->type_count++];
+    t->type = xstrdup(type);
+    t->schema = xstrdup(schema);
+    t->mapping_file = mapping ? xstrdup(json_string_value(mapping_file)) : NULL;
+    t->mapping = mapping;
+    return SN_OK;
+}
+
+/* The registry: {"types": {TYPE: {"schema": ID, "mapping": FILE}}}, once the
+ * schemas it names are loaded. A mapping file is read as JSON here; its rules
+ * are mapping.c's to check. */
+static enum sn_err load_event_types(struct schema_set *set, const char *dir, const json_t *registry,
+                                    char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(registry)) {
+        sn_errf(err, errlen, "%s: must be an object with \"types\"", SCHEMA_EVENT_TYPES);
+        return SN_ERR_CONF;
+    }
+    json_object_foreach((json_t *)registry, key, v)
+    {
+        if (strcmp(key, "types") != 0 && !is_annotation(key)) {
+            sn_errf(err, errlen, "%s#/%s: unknown member (the registry has \"types\")",
+                    SCHEMA_EVENT_TYPES, key);
+            return SN_ERR_CONF;
+        }
+    }
+    const json_t *types = json_object_get(registry, "types");
+    if (!json_is_object(types) || json_object_size(types) == 0) {
+        sn_errf(err, errlen, "%s#/types: must be an object naming at least one event type",
+                SCHEMA_EVENT_TYPES);
+        return SN_ERR_CONF;
+    }
+    set->types = xcalloc(json_object_size(types), sizeof(*set->types));
+    json_object_foreach((json_t *)types, key, v)
+    {
+        enum sn_err rc = load_event_type(set, dir, key, v, err, errlen);
+        if (rc != SN_OK) return rc;
+    }
+    return SN_OK;
+}
+
+const struct schema_event_type *schema_event_type(const struct schema_set *set, const char *type)
+{
+    for (size_t i = 0; i < set->type_count; i++)
+        if (strcmp(set->types[i].type, type) == 0) return &set->types[i];
+    return NULL;
+}
+
+const struct schema_event_type *schema_event_types(const struct schema_set *set, size_t *count)
+{
+    *count = set->type_count;
+    return set->types;
+}
+
 static int is_vocabulary(const json_t *root)
 {
     return json_is_object(json_object_get(root, "sets")) && !json_object_get(root, "$schema");
@@ -286,6 +411,7 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
     }
     struct schema_set *set = xcalloc(1, sizeof(*set));
     set->vocabulary = json_object();
+    json_t *registry = NULL;
     enum sn_err rc = SN_OK;
     struct dirent *ent;
     while (rc == SN_OK && (ent = readdir(d)) != NULL) {
@@ -299,6 +425,10 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
             sn_errf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
             rc = SN_ERR_CONF;
             break;
+        }
+        if (strcmp(ent->d_name, SCHEMA_EVENT_TYPES) == 0) {
+            registry = root;
+            continue;
         }
         if (is_vocabulary(root)) {
             json_t *schema = vocabulary_to_schema(set, ent->d_name, root, err, errlen);
@@ -325,6 +455,8 @@ enum sn_err schema_set_load(const char *dir, struct schema_set **out, char *err,
     closedir(d);
     for (struct schema_doc *doc = set->docs; rc == SN_OK && doc; doc = doc->next)
         rc = check_schema(set, doc, doc->root, "", err, errlen);
+    if (rc == SN_OK && registry) rc = load_event_types(set, dir, registry, err, errlen);
+    json_decref(registry);
     if (rc != SN_OK) {
         schema_set_free(set);
         return rc;
@@ -350,6 +482,13 @@ void schema_set_free(struct schema_set *set)
         free(p);
     }
     json_decref(set->vocabulary);
+    for (size_t i = 0; i < set->type_count; i++) {
+        free(set->types[i].type);
+        free(set->types[i].schema);
+        free(set->types[i].mapping_file);
+        json_decref(set->types[i].mapping);
+    }
+    free(set->types);
     free(set);
 }
 

@@ -25,7 +25,7 @@ targets="schema_fuzz cloudevent_fuzz rules_fuzz matcher_fuzz"
 deps_schema_fuzz="schema"
 deps_rules_fuzz="rules matcher schema conf"
 deps_matcher_fuzz="rules matcher schema conf"
-deps_cloudevent_fuzz="ingest facts schema store log metrics http conf tls ratelimit auth gen/migrations"
+deps_cloudevent_fuzz="ingest mapping facts schema store log metrics http conf tls ratelimit auth gen/migrations"
 
 mkdir -p "$build/obj/broker" "$build/obj/gen" "$build/bin" "$build/gen"
 if [ ! -f "$build/gen/migrations.c" ]; then

@@ -1,10 +1,14 @@
 /* ingest: parsing a structured CloudEvent against the repository's schemas
- * (envelope -> 400, data -> 422, source vs data.jurisdiction), the content
- * hash, the facts, and submitting while the database is not there. */
+ * (envelope -> 400, an unknown type -> 422, data -> 422, source vs
+ * data.jurisdiction), a second version of the review through its mapping (the
+ * test fixture in tests/fixtures/schema-v2), the start-up check of the event
+ * types, the content hash, the facts, and submitting while the database is
+ * not there. */
 #include <check.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,7 +420,7 @@ START_TEST(test_parse_envelope_errors)
     json_t *env = parse(example);
     json_object_del(env, "specversion");
     json_object_del(env, "time");
-    json_object_set_new(env, "type", json_string("org.npcs.review.completed.v2"));
+    json_object_set_new(env, "type", json_integer(2));
     json_object_set_new(env, "source", json_string("urn:npcs:jurisdiction:us-tn"));
     json_object_set_new(env, "id", json_string(""));
     json_object_set_new(env, "datacontenttype", json_string("text/plain"));
@@ -502,6 +506,302 @@ START_TEST(test_parse_jurisdiction_mismatch)
     struct ingest_event *ev = parse_ok(env);
     ck_assert_str_eq(ev->jurisdiction, "US-TN-X");
     ingest_event_free(ev);
+    json_decref(env);
+}
+END_TEST
+
+/* A type the registry does not list: 422 at /type, naming those it does. The
+ * envelope is checked first: a malformed one is a 400 whatever its type. */
+START_TEST(test_parse_unknown_type)
+{
+    SCHEMAS();
+    static const char *const types[] = {"org.npcs.review.completed.v2", "review.completed",
+                                        "org.npcs.review.completed.V1",
+                                        "org.npcs.review.completed.v1 "};
+    for (size_t i = 0; i < SN_ARRAY_LEN(types); i++) {
+        json_t *env = parse(example);
+        json_object_set_new(env, "type", json_string(types[i]));
+        struct ingest_problem p = expect_problem(env, 422, PTRS("/type"));
+        ck_assert_str_eq(p.title, "Unknown event type");
+        const char *msg =
+            json_string_value(json_object_get(json_array_get(p.errors, 0), "message"));
+        ck_assert_contains(msg, "org.npcs.review.completed.v1");
+        ingest_problem_clear(&p);
+        json_decref(env);
+    }
+    json_t *env = parse(example);
+    json_object_set_new(env, "type", json_string(""));
+    struct ingest_problem p = expect_problem(env, 400, PTRS("/type"));
+    ingest_problem_clear(&p);
+    json_object_set_new(env, "type", json_string("org.npcs.review.completed.v2"));
+    json_object_del(env, "time");
+    p = expect_problem(env, 400, PTRS("/time"));
+    ingest_problem_clear(&p);
+    json_decref(env);
+}
+END_TEST
+
+/* ---- a second version: tests/fixtures/schema-v2 over a copy of schemas/ ---- */
+
+static char v2_dir[64];
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_int_ge(fputs(text, f), 0);
+    fclose(f);
+}
+
+/* schemas/ with the fixture's v2 schema, mapping and registry, in v2_dir. */
+static void make_v2_dir(void)
+{
+    char repo[3000];
+    test_find_repo_dir(repo, sizeof(repo));
+    snprintf(v2_dir, sizeof(v2_dir), "/tmp/sn-ingest-v2-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(v2_dir));
+    sh("cp '%s'/*.json '%s'/ && cp -R '%s/tests/fixtures/schema-v2/.' '%s'/", schemas_dir, v2_dir,
+       repo, v2_dir);
+}
+
+static struct schema_set *load_dir(const char *dir)
+{
+    char err[1024] = "";
+    struct schema_set *set = NULL;
+    ck_assert_msg(schema_set_load(dir, &set, err, sizeof(err)) == SN_OK, "loading %s: %s", dir,
+                  err);
+    return set;
+}
+
+static void v2_setup(void)
+{
+    schemas_setup();
+    v2_dir[0] = '\0';
+}
+
+static void v2_teardown(void)
+{
+    schemas_teardown();
+    if (v2_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", v2_dir);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", v2_dir);
+    }
+}
+
+/* The README's example, in the fixture's v2. */
+static const char *example_v2 =
+    "{\"specversion\": \"1.0\", \"type\": \"org.npcs.review.completed.v2\","
+    " \"source\": \"urn:npcs:jurisdiction:US-TN\", \"id\": \"tn-cir-2026-0042-v2\","
+    " \"time\": \"2026-03-02T15:04:05Z\", \"datacontenttype\": \"application/json\","
+    " \"data\": {\"review\": {\"id\": \"CIR-2026-0042\", \"jurisdiction\": \"US-TN\","
+    "   \"finalized\": \"2026-03-02T15:00:00Z\", \"team\": {\"size\": 6}},"
+    "  \"case\": {\"incident\": {\"severity\": \"death\", \"cause\": \"suid\","
+    "   \"month\": \"2026-01\", \"age_band\": \"0-3\"}, \"prior_agency_involvement\": true},"
+    "  \"opportunities\": ["
+    "   {\"theme_code\": \"teamwork_coordination\", \"subtheme_code\": \"joint_investigation\","
+    "    \"partner_agency\": \"law_enforcement\", \"seips\": {\"domain\": \"organization\"},"
+    "    \"priority\": \"P1\", \"notes\": \"Free text for the jurisdiction's own use.\"},"
+    "   {\"theme_code\": \"economic_support\", \"subtheme_code\": \"concrete_supports\","
+    "    \"seips\": {\"domain\": \"external_environment\"}, \"priority\": \"P2\"}],"
+    "  \"family_needs\": [{\"code\": \"economic_support\", \"notes\": \"Free text too.\"},"
+    "   {\"code\": \"safe_sleep\"}]}}";
+
+/* v1 and v2 side by side: each accepted; the v2 event is stored as sent, and
+ * its facts and keys are those of the same review sent as v1. */
+START_TEST(test_parse_v2)
+{
+    SCHEMAS();
+    make_v2_dir();
+    struct schema_set *repo = schemas;
+    schemas = load_dir(v2_dir);
+    char err[512] = "";
+    ck_assert_msg(ingest_check_types(schemas, err, sizeof(err)) == SN_OK, "%s", err);
+
+    json_t *v1 = parse(example);
+    struct ingest_event *ev1 = parse_ok(v1);
+    json_t *v2 = parse(example_v2);
+    json_t *sent = json_deep_copy(v2);
+    json_object_del(sent, "datacontenttype");
+    struct ingest_event *ev2 = parse_ok(v2);
+    char *want = dump(sent);
+    ck_assert_msg(strcmp(want, ev2->envelope_text) == 0, "stored:\nexpected %s\ngot      %s", want,
+                  ev2->envelope_text);
+    free(want);
+    ck_assert_msg(strcmp(ev1->facts_text, ev2->facts_text) == 0, "the facts differ:\nv1 %s\nv2 %s",
+                  ev1->facts_text, ev2->facts_text);
+    ck_assert_msg(strstr(ev2->facts_text, "Free text") == NULL, "free text in the facts: %s",
+                  ev2->facts_text);
+    ck_assert_str_eq(ev2->jurisdiction, "US-TN");
+    ck_assert_str_eq(ev2->review_id, "CIR-2026-0042");
+    ck_assert_str_eq(ev2->finalized_at, "2026-03-02T15:00:00Z");
+    ck_assert_str_ne(ev1->hash, ev2->hash);
+    ingest_event_free(ev1);
+    ingest_event_free(ev2);
+    json_decref(sent);
+    json_decref(v1);
+    json_decref(v2);
+
+    /* the repository's schemas do not know v2 */
+    schema_set_free(schemas);
+    schemas = repo;
+    v2 = parse(example_v2);
+    struct ingest_problem p = expect_problem(v2, 422, PTRS("/type"));
+    ck_assert_str_eq(p.title, "Unknown event type");
+    ingest_problem_clear(&p);
+    json_decref(v2);
+}
+END_TEST
+
+/* A v2 event's errors are in v2's terms: its schema's pointers, and the
+ * jurisdiction where v2 keeps it. */
+START_TEST(test_parse_v2_errors_in_its_terms)
+{
+    SCHEMAS();
+    make_v2_dir();
+    schema_set_free(schemas);
+    schemas = load_dir(v2_dir);
+    json_t *env = parse(example_v2);
+    json_t *data = json_object_get(env, "data");
+    json_t *first = json_array_get(json_object_get(data, "opportunities"), 0);
+    json_object_set_new(first, "theme_code", json_string("teamwork"));
+    json_object_set_new(first, "priority", json_string("high"));
+    json_object_set_new(json_object_get(json_object_get(data, "case"), "incident"), "type",
+                        json_string("fatality"));
+    struct ingest_problem p =
+        expect_problem(env, 422,
+                       PTRS("/data/opportunities/0/theme_code", "/data/opportunities/0/priority",
+                            "/data/case/incident/type"));
+    ck_assert_str_eq(p.title, "Review does not match the schema");
+    ingest_problem_clear(&p);
+    json_decref(env);
+
+    env = parse(example_v2);
+    json_object_set_new(json_object_get(json_object_get(env, "data"), "review"), "jurisdiction",
+                        json_string("US-CA"));
+    p = expect_problem(env, 422, PTRS("/data/review/jurisdiction"));
+    ck_assert_str_eq(p.title, "Review does not match its source");
+    ingest_problem_clear(&p);
+    json_decref(env);
+}
+END_TEST
+
+/* A wrong mapping never makes a fact: what it builds must be a canonical
+ * review. Free text routed into a coded field is refused, naming the mapping,
+ * at the v2 member it came from. */
+START_TEST(test_parse_v2_wrong_mapping)
+{
+    SCHEMAS();
+    make_v2_dir();
+    write_file(v2_dir, "mappings/review-completed.v2.json",
+               "{\"fields\": ["
+               " {\"to\": \"/review_id\", \"from\": \"/review/id\"},"
+               " {\"to\": \"/jurisdiction\", \"from\": \"/review/jurisdiction\"},"
+               " {\"to\": \"/finalized_at\", \"from\": \"/review/finalized\"},"
+               " {\"to\": \"/incident/type\", \"from\": \"/case/incident/severity\"},"
+               " {\"to\": \"/incident/cause\", \"from\": \"/case/incident/cause\"},"
+               " {\"to\": \"/incident/month\", \"from\": \"/case/incident/month\"},"
+               " {\"to\": \"/incident/child_age_band\", \"from\": \"/case/incident/age_band\"},"
+               " {\"to\": \"/incident/prior_agency_involvement\","
+               "  \"from\": \"/case/prior_agency_involvement\"},"
+               " {\"to\": \"/improvement_opportunities\", \"from\": \"/opportunities\", \"each\": ["
+               "  {\"to\": \"/theme\", \"from\": \"/notes\"},"
+               "  {\"to\": \"/priority\", \"value\": \"high\"}]},"
+               " {\"to\": \"/family_needs\", \"value\": []}]}");
+    schema_set_free(schemas);
+    schemas = load_dir(v2_dir);
+    char err[512] = "";
+    ck_assert_msg(ingest_check_types(schemas, err, sizeof(err)) == SN_OK, "%s", err);
+    json_t *env = parse(example_v2);
+    /* incident.type: "death" is not translated; opportunity 0: its notes as
+     * the theme; opportunity 1: no theme; both: no seips_domain */
+    struct ingest_problem p = expect_problem(
+        env, 422,
+        PTRS("/data/case/incident/severity", "/data/opportunities/0/notes", "/data/opportunities/0",
+             "/data/opportunities/1", "/data/opportunities/1"));
+    ck_assert_str_eq(p.title, "Review does not map onto the canonical review");
+    size_t i;
+    json_t *e;
+    json_array_foreach(p.errors, i, e)
+    {
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        ck_assert_contains(msg, "mappings/review-completed.v2.json");
+        ck_assert_contains(msg, "review-completed.v1.json");
+    }
+    char *text = dump(p.errors);
+    ck_assert_contains(text, "/improvement_opportunities/0/theme");
+    ck_assert_contains(text, "/improvement_opportunities/1/theme");
+    ck_assert_contains(text, "/improvement_opportunities/0/seips_domain");
+    ck_assert_contains(text, "/incident/type");
+    free(text);
+    ingest_problem_clear(&p);
+    json_decref(env);
+}
+END_TEST
+
+/* What the broker checks at start-up, on top of loading the files. */
+START_TEST(test_check_types)
+{
+    SCHEMAS();
+    char err[512] = "";
+    ck_assert_msg(ingest_check_types(schemas, err, sizeof(err)) == SN_OK, "%s", err);
+    size_t n;
+    const struct schema_event_type *types = schema_event_types(schemas, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(types[0].type, "org.npcs.review.completed.v1");
+    ck_assert_ptr_null(types[0].mapping);
+
+    make_v2_dir();
+    struct schema_set *set;
+
+    /* no registry */
+    sh("mv '%s/event-types.json' '%s/event-types.off'", v2_dir, v2_dir);
+    set = load_dir(v2_dir);
+    ck_assert_int_eq(ingest_check_types(set, err, sizeof(err)), SN_ERR_CONF);
+    ck_assert_contains(err, "event-types.json is missing");
+    schema_set_free(set);
+    sh("mv '%s/event-types.off' '%s/event-types.json'", v2_dir, v2_dir);
+
+    /* a malformed mapping: the file and the pointer named */
+    write_file(v2_dir, "mappings/review-completed.v2.json",
+               "{\"fields\": [{\"to\": \"/review_id\", \"form\": \"/review/id\"}]}");
+    set = load_dir(v2_dir);
+    ck_assert_int_eq(ingest_check_types(set, err, sizeof(err)), SN_ERR_CONF);
+    ck_assert_contains(err, "mappings/review-completed.v2.json#/fields/0");
+    ck_assert_contains(err, "\"form\"");
+    schema_set_free(set);
+
+    /* another version's data without a mapping */
+    write_file(v2_dir, "event-types.json",
+               "{\"types\": {\"org.npcs.review.completed.v2\": {\"schema\": "
+               "\"review-completed.v2.json\"}}}");
+    set = load_dir(v2_dir);
+    ck_assert_int_eq(ingest_check_types(set, err, sizeof(err)), SN_ERR_CONF);
+    ck_assert_contains(err, "org.npcs.review.completed.v2");
+    ck_assert_contains(err, "\"mapping\"");
+    /* ingest_parse, on such a set, still never stores a non-canonical review */
+    schema_set_free(schemas);
+    schemas = set;
+    json_t *env = parse(example_v2);
+    struct ingest_problem p = expect_problem(
+        env, 422,
+        PTRS("/data/review", "/data/case", "/data/opportunities", "/data/family_needs/0",
+             "/data/family_needs/1", "/data/review_id", "/data/jurisdiction", "/data/finalized_at",
+             "/data/incident", "/data/improvement_opportunities"));
+    ingest_problem_clear(&p);
     json_decref(env);
 }
 END_TEST
@@ -604,7 +904,16 @@ static Suite *ingest_suite(void)
     tcase_add_test(tc, test_parse_envelope_errors);
     tcase_add_test(tc, test_parse_data_errors);
     tcase_add_test(tc, test_parse_jurisdiction_mismatch);
+    tcase_add_test(tc, test_parse_unknown_type);
     tcase_add_test(tc, test_outcome_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("versions");
+    tcase_add_checked_fixture(tc, v2_setup, v2_teardown);
+    tcase_add_test(tc, test_parse_v2);
+    tcase_add_test(tc, test_parse_v2_errors_in_its_terms);
+    tcase_add_test(tc, test_parse_v2_wrong_mapping);
+    tcase_add_test(tc, test_check_types);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("submit");

@@ -1,12 +1,14 @@
 /* schema: the JSON Schema subset, keyword by keyword, against small schema
  * directories written for each test; the load-time errors; the vocabulary
- * turned into enumerations; and the repository's own schemas/. */
+ * turned into enumerations; the registry of event types; and the
+ * repository's own schemas/. */
 #include <check.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "schema.h"
@@ -891,6 +893,114 @@ START_TEST(test_vocabulary_empty_set)
 }
 END_TEST
 
+/* ---- the registry of event types ---- */
+
+#define OBJ_SCHEMA "{\"type\": \"object\"}"
+
+START_TEST(test_event_types_load)
+{
+    const char *dir =
+        make_dir("a.json", OBJ_SCHEMA, "b.json", OBJ_SCHEMA, "event-types.json",
+                 "{\"$comment\": \"c\", \"types\": {\"t.b\": {\"schema\": \"b.json\", \"mapping\": "
+                 "\"maps/b.map\", \"description\": \"d\"}, \"t.a\": {\"schema\": \"a.json\"}}}",
+                 NULL);
+    char sub[256];
+    snprintf(sub, sizeof(sub), "%s/maps", dir);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(sub, sizeof(sub), "%s/maps/b.map", dir);
+    FILE *f = fopen(sub, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"fields\": [{\"to\": \"/x\", \"from\": \"/y\"}]}", f);
+    fclose(f);
+    struct schema_set *set = load_ok(dir);
+    /* the registry is not a schema */
+    ck_assert_int_eq(schema_set_has(set, "event-types.json"), 0);
+    size_t n;
+    const struct schema_event_type *types = schema_event_types(set, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(types[0].type, "t.b"); /* the file's order */
+    ck_assert_str_eq(types[1].type, "t.a");
+    const struct schema_event_type *b = schema_event_type(set, "t.b");
+    ck_assert_ptr_eq(b, &types[0]);
+    ck_assert_str_eq(b->schema, "b.json");
+    ck_assert_str_eq(b->mapping_file, "maps/b.map");
+    ck_assert(json_is_array(json_object_get(b->mapping, "fields")));
+    const struct schema_event_type *a = schema_event_type(set, "t.a");
+    ck_assert_str_eq(a->schema, "a.json");
+    ck_assert_ptr_null(a->mapping_file);
+    ck_assert_ptr_null(a->mapping);
+    ck_assert_ptr_null(schema_event_type(set, "t.c"));
+    ck_assert_ptr_null(schema_event_type(set, "t.a "));
+    ck_assert_ptr_null(schema_event_type(set, ""));
+    schema_set_free(set);
+
+    /* without a registry: no type */
+    set = load_ok(make_dir("a.json", OBJ_SCHEMA, NULL));
+    ck_assert_ptr_null(schema_event_type(set, "t.a"));
+    ck_assert_ptr_null(schema_event_types(set, &n));
+    ck_assert_uint_eq(n, 0);
+    schema_set_free(set);
+}
+END_TEST
+
+START_TEST(test_event_types_errors)
+{
+    static const struct {
+        const char *registry, *want;
+    } cases[] = {
+        {"[]", "event-types.json: must be an object with \"types\""},
+        {"{}", "event-types.json#/types: must be an object naming at least one event type"},
+        {"{\"types\": {}}", "event-types.json#/types: must be an object naming at least one"},
+        {"{\"types\": [\"t\"]}", "event-types.json#/types: must be an object naming"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\"}}, \"extra\": 1}",
+         "event-types.json#/extra: unknown member"},
+        {"{\"types\": {\"t\": \"a.json\"}}", "event-types.json#/types/t: must be an object"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"maping\": \"m.map\"}}}",
+         "event-types.json#/types/t/maping: unknown member"},
+        {"{\"types\": {\"t\": {}}}", "event-types.json#/types/t/schema: must name a schema"},
+        {"{\"types\": {\"t\": {\"schema\": \"nope.json\"}}}", "(nope.json is not one)"},
+        {"{\"types\": {\"t\": {\"schema\": \"event-types.json\"}}}",
+         "(event-types.json is not one)"},
+        {"{\"types\": {\"a/b\": {\"schema\": 1}}}", "event-types.json#/types/a~1b/schema"},
+        {"{\"types\": {\"\": {\"schema\": \"a.json\"}}}", "an event type must not be empty"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"/etc/hosts\"}}}",
+         "event-types.json#/types/t/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"../m.map\"}}}",
+         "/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"x/../../m.map\"}}}",
+         "/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"..\"}}}",
+         "/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"\"}}}",
+         "/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": 1}}}",
+         "/mapping: must be the path of a file inside"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"missing.map\"}}}",
+         "/missing.map (mapping of t): "},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": \"broken.map\"}}}",
+         "/broken.map (mapping of t): 1:"},
+        {"{\"types\": {\"t\": {\"schema\": \"a.json\"}},}", "/event-types.json:1:"},
+    };
+    for (size_t i = 0; i < SN_ARRAY_LEN(cases); i++) {
+        char err[1024];
+        const char *dir = make_dir("a.json", OBJ_SCHEMA, "broken.map", "{\"fields\": [", "ok.map",
+                                   "{}", "event-types.json", cases[i].registry, NULL);
+        load_fails(dir, err, sizeof(err));
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "registry %s\nexpected '%s' in: %s",
+                      cases[i].registry, cases[i].want, err);
+    }
+    /* ".." is refused wherever it is (above, even where the path would end
+     * inside); a name that merely starts with two dots is a name */
+    const char *dir = make_dir("a.json", OBJ_SCHEMA, "..ok.map", "{}", "event-types.json",
+                               "{\"types\": {\"t\": {\"schema\": \"a.json\", \"mapping\": "
+                               "\"..ok.map\"}}}",
+                               NULL);
+    struct schema_set *set = load_ok(dir);
+    ck_assert_ptr_nonnull(schema_event_type(set, "t")->mapping);
+    schema_set_free(set);
+}
+END_TEST
+
 /* ---- the repository's schemas/ ---- */
 
 static struct schema_set *repo;
@@ -997,6 +1107,20 @@ START_TEST(test_repo_vocabulary_codes)
 }
 END_TEST
 
+/* The repository ships the canonical version only. */
+START_TEST(test_repo_event_types)
+{
+    REPO_SET();
+    size_t n;
+    const struct schema_event_type *types = schema_event_types(repo, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(types[0].type, "org.npcs.review.completed.v1");
+    ck_assert_str_eq(types[0].schema, "review-completed.v1.json");
+    ck_assert_ptr_null(types[0].mapping);
+    ck_assert_int_eq(schema_set_has(repo, "event-types.json"), 0);
+}
+END_TEST
+
 START_TEST(test_repo_example_valid)
 {
     REPO_SET();
@@ -1054,7 +1178,7 @@ END_TEST
 START_TEST(test_repo_envelope_violations)
 {
     REPO_SET();
-    const char *bad = "{\"specversion\": \"0.3\", \"type\": \"other\","
+    const char *bad = "{\"specversion\": \"0.3\", \"type\": \"\","
                       " \"source\": \"urn:npcs:jurisdiction:us-tn\", \"id\": \"\","
                       " \"time\": \"2026-03-02T15:04:05\", \"datacontenttype\": \"text/plain\","
                       " \"data\": [], \"ext\": {\"a\": 1}, \"ok_ext\": 5}";
@@ -1118,9 +1242,15 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, test_vocabulary_missing_fields);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("event_types");
+    tcase_add_test(tc, test_event_types_load);
+    tcase_add_test(tc, test_event_types_errors);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("repo_schemas");
     tcase_add_checked_fixture(tc, repo_setup, repo_teardown);
     tcase_add_test(tc, test_repo_loads);
+    tcase_add_test(tc, test_repo_event_types);
     tcase_add_test(tc, test_repo_vocabulary_codes);
     tcase_add_test(tc, test_repo_example_valid);
     tcase_add_test(tc, test_repo_review_violations);
