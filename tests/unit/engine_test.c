@@ -433,7 +433,7 @@ static char *restore_without(const char *keep, int correct)
     struct engine *a = engine_new(rs, &options, collect, &first);
     next_fact_id = 1;
     for (int i = 0; i < 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "p%d", i);
         review(a, js[i], id, 1, T0 + i * DAY, "teamwork_coordination");
     }
@@ -444,7 +444,7 @@ static char *restore_without(const char *keep, int correct)
     restore_episodes(b, &cp);
     restoring = 1;
     for (int i = 0; i < 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "p%d", i);
         if (strstr(keep, js[i])) review(b, js[i], id, 1, T0 + i * DAY, "teamwork_coordination");
     }
