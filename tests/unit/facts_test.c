@@ -7,13 +7,11 @@
 #include <string.h>
 
 #include "facts.h"
+#include "test_util.h"
 
 static json_t *parse(const char *text)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
-    ck_assert_msg(v != NULL, "bad JSON in the test: %s: %s", jerr.text, text);
-    return v;
+    return test_json_parse(text, 0);
 }
 
 /* Runs facts_from_review on review and compares the result with want (JSON

@@ -67,17 +67,12 @@ static const char *example =
 
 static json_t *parse(const char *text)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    ck_assert_msg(v != NULL, "bad JSON in the test: %s: %s", jerr.text, text);
-    return v;
+    return test_json_parse(text, JSON_DECODE_ANY);
 }
 
 static char *dump(const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    ck_assert_ptr_nonnull(text);
-    return text;
+    return test_json_dump(v);
 }
 
 /* Parses envelope, which must be accepted (ingest_parse may remove its

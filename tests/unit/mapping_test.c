@@ -10,6 +10,7 @@
 
 #include "mapping.h"
 #include "test_schemas.h"
+#include "test_util.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -17,17 +18,12 @@
 
 static json_t *parse(const char *text)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    ck_assert_msg(v != NULL, "bad JSON in the test: %s: %s", jerr.text, text);
-    return v;
+    return test_json_parse(text, JSON_DECODE_ANY);
 }
 
 static char *dump(const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    ck_assert_ptr_nonnull(text);
-    return text;
+    return test_json_dump(v);
 }
 
 /* mapping must pass mapping_check, and map source to want (JSON texts). */

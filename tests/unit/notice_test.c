@@ -16,6 +16,7 @@
 #include "schema.h"
 #include "test_main.h"
 #include "test_schemas.h"
+#include "test_util.h"
 
 #define ck_assert_contains(haystack, needle)                                                       \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected '%s' in:\n%s", (needle),         \
@@ -36,10 +37,7 @@ static struct schema_set *schemas;
 
 static json_t *parse(const char *text)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
-    ck_assert_msg(v != NULL, "bad JSON in the test: %s: %s", jerr.text, text);
-    return v;
+    return test_json_parse(text, 0);
 }
 
 static const char *const base_revision =

@@ -70,10 +70,7 @@ static void load_fails(const char *dir, char *err, size_t errlen)
 
 static json_t *parse(const char *text)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    ck_assert_msg(v != NULL, "bad JSON in the test: %s: %s", jerr.text, text);
-    return v;
+    return test_json_parse(text, JSON_DECODE_ANY | JSON_ALLOW_NUL);
 }
 
 /* Validates text against schema id and checks the violations: exactly the
