@@ -53,17 +53,7 @@ static const char *example =
     "{\"specversion\": \"1.0\", \"type\": \"org.npcs.review.completed.v1\","
     " \"source\": \"urn:npcs:jurisdiction:US-TN\", \"id\": \"tn-cir-2026-0042-v1\","
     " \"time\": \"2026-03-02T15:04:05Z\", \"datacontenttype\": \"application/json\","
-    " \"data\": {\"review_id\": \"CIR-2026-0042\", \"jurisdiction\": \"US-TN\","
-    "  \"finalized_at\": \"2026-03-02T15:00:00Z\","
-    "  \"incident\": {\"type\": \"fatality\", \"cause\": \"suid\", \"month\": \"2026-01\","
-    "   \"child_age_band\": \"0-3\", \"prior_agency_involvement\": true},"
-    "  \"improvement_opportunities\": ["
-    "   {\"theme\": \"teamwork_coordination\", \"subtheme\": \"joint_investigation\","
-    "    \"partner\": \"law_enforcement\", \"seips_domain\": \"organization\","
-    "    \"priority\": \"high\", \"summary\": \"Free text for the jurisdiction's own use.\"},"
-    "   {\"theme\": \"economic_support\", \"subtheme\": \"concrete_supports\","
-    "    \"seips_domain\": \"external_environment\", \"priority\": \"medium\"}],"
-    "  \"family_needs\": [\"economic_support\", \"safe_sleep\"]}}";
+    " \"data\": " TEST_REVIEW_V1 "}";
 
 static json_t *parse(const char *text)
 {

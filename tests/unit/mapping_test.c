@@ -383,18 +383,7 @@ START_TEST(test_fixture_v2_to_v1)
         "   \"seips\": {\"domain\": \"external_environment\"}, \"priority\": \"P2\"}],"
         " \"family_needs\": [{\"code\": \"economic_support\", \"notes\": \"free\"},"
         "  {\"code\": \"safe_sleep\"}]}");
-    json_t *v1 = parse(
-        "{\"review_id\": \"CIR-2026-0042\", \"jurisdiction\": \"US-TN\","
-        " \"finalized_at\": \"2026-03-02T15:00:00Z\","
-        " \"incident\": {\"type\": \"fatality\", \"cause\": \"suid\", \"month\": \"2026-01\","
-        "  \"child_age_band\": \"0-3\", \"prior_agency_involvement\": true},"
-        " \"improvement_opportunities\": ["
-        "  {\"theme\": \"teamwork_coordination\", \"subtheme\": \"joint_investigation\","
-        "   \"partner\": \"law_enforcement\", \"seips_domain\": \"organization\","
-        "   \"priority\": \"high\", \"summary\": \"Free text for the jurisdiction's own use.\"},"
-        "  {\"theme\": \"economic_support\", \"subtheme\": \"concrete_supports\","
-        "   \"seips_domain\": \"external_environment\", \"priority\": \"medium\"}],"
-        " \"family_needs\": [\"economic_support\", \"safe_sleep\"]}");
+    json_t *v1 = parse(TEST_REVIEW_V1);
     json_t *errors = json_array();
     json_t *got = mapping_apply(m, "mappings/review-completed.v2.json", v2, "/data", NULL, errors);
     ck_assert_ptr_nonnull(got);

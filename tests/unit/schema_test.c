@@ -1027,18 +1027,7 @@ static const char *example_event =
     " \"source\": \"urn:npcs:jurisdiction:US-TN\", \"id\": \"tn-cir-2026-0042-v1\","
     " \"time\": \"2026-03-02T15:04:05Z\", \"datacontenttype\": \"application/json\","
     " \"data\": %s}";
-static const char *example_review =
-    "{\"review_id\": \"CIR-2026-0042\", \"jurisdiction\": \"US-TN\","
-    " \"finalized_at\": \"2026-03-02T15:00:00Z\","
-    " \"incident\": {\"type\": \"fatality\", \"cause\": \"suid\", \"month\": \"2026-01\","
-    "   \"child_age_band\": \"0-3\", \"prior_agency_involvement\": true},"
-    " \"improvement_opportunities\": ["
-    "   {\"theme\": \"teamwork_coordination\", \"subtheme\": \"joint_investigation\","
-    "    \"partner\": \"law_enforcement\", \"seips_domain\": \"organization\","
-    "    \"priority\": \"high\", \"summary\": \"Free text for the jurisdiction's own use.\"},"
-    "   {\"theme\": \"economic_support\", \"subtheme\": \"concrete_supports\","
-    "    \"seips_domain\": \"external_environment\", \"priority\": \"medium\"}],"
-    " \"family_needs\": [\"economic_support\", \"safe_sleep\"]}";
+static const char *example_review = TEST_REVIEW_V1;
 
 START_TEST(test_repo_loads)
 {

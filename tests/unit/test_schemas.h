@@ -48,4 +48,19 @@ static inline void test_find_schemas_dir(char *out, size_t len)
     snprintf(out, len, "%s/schemas", repo);
 }
 
+/* The README's example review (schemas/review-completed.v1.json), as a
+ * string literal to embed. */
+#define TEST_REVIEW_V1                                                                             \
+    "{\"review_id\": \"CIR-2026-0042\", \"jurisdiction\": \"US-TN\","                              \
+    " \"finalized_at\": \"2026-03-02T15:00:00Z\","                                                 \
+    " \"incident\": {\"type\": \"fatality\", \"cause\": \"suid\", \"month\": \"2026-01\","         \
+    "  \"child_age_band\": \"0-3\", \"prior_agency_involvement\": true},"                          \
+    " \"improvement_opportunities\": ["                                                            \
+    "  {\"theme\": \"teamwork_coordination\", \"subtheme\": \"joint_investigation\","              \
+    "   \"partner\": \"law_enforcement\", \"seips_domain\": \"organization\","                     \
+    "   \"priority\": \"high\", \"summary\": \"Free text for the jurisdiction's own use.\"},"      \
+    "  {\"theme\": \"economic_support\", \"subtheme\": \"concrete_supports\","                     \
+    "   \"seips_domain\": \"external_environment\", \"priority\": \"medium\"}],"                   \
+    " \"family_needs\": [\"economic_support\", \"safe_sleep\"]}"
+
 #endif
