@@ -95,8 +95,8 @@ static void usage(FILE *out)
             "            oldest, dead letters), the Kafka consumer lag and the quarantine\n"
             "  jurisdiction export CODE [--output FILE]\n"
             "            everything the broker holds that the jurisdiction submitted (its\n"
-            "            raw events, reviews and facts), as JSON Lines (admin, or the\n"
-            "            jurisdiction's subscriber token)\n"
+            "            raw events, reviews, facts and refused Kafka messages), as JSON\n"
+            "            Lines (admin, or the jurisdiction's subscriber token)\n"
             "  jurisdiction purge CODE [--yes]\n"
             "            delete it (admin), after typing CODE back (or --yes); the notices\n"
             "            are evaluated again without its facts, and lowered counts or a\n"
@@ -1266,10 +1266,12 @@ static int cmd_jurisdiction(const struct client *c, int argc, char **argv)
     json_decref(body);
     if (!v) return 1;
     const json_t *d = json_object_get(v, "deleted");
-    printf("%s: deleted %lld events, %lld reviews, %lld facts; the notices are evaluated again\n",
+    printf("%s: deleted %lld events, %lld reviews, %lld facts, %lld quarantined messages; the "
+           "notices are evaluated again\n",
            code, (long long)json_integer_value(json_object_get(d, "events")),
            (long long)json_integer_value(json_object_get(d, "reviews")),
-           (long long)json_integer_value(json_object_get(d, "facts")));
+           (long long)json_integer_value(json_object_get(d, "facts")),
+           (long long)json_integer_value(json_object_get(d, "quarantined")));
     json_decref(v);
     return 0;
 }

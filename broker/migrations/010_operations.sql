@@ -65,9 +65,31 @@ BEGIN
 END
 $$;
 
+-- The source a quarantined Kafka message claims: its ce_source header (binary
+-- mode), else the "source" of its payload when that is a JSON object
+-- (structured mode); NULL when it names none.
+CREATE FUNCTION sn_quarantine_source(headers jsonb, payload bytea) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    found text;
+BEGIN
+    SELECT h->>'value' INTO found FROM jsonb_array_elements(headers) h
+     WHERE h->>'name' = 'ce_source' LIMIT 1;
+    IF found IS NOT NULL OR payload IS NULL THEN
+        RETURN found;
+    END IF;
+    BEGIN
+        RETURN convert_from(payload, 'UTF8')::jsonb->>'source';
+    EXCEPTION WHEN others THEN
+        RETURN NULL; -- not UTF-8, not JSON, or not an object
+    END;
+END
+$$;
+
 -- Everything the broker holds that a jurisdiction submitted, one JSON object
 -- a row: its events as received (the reviews in them, free text included),
--- its reviews' current versions, and the facts taken from them.
+-- its reviews' current versions, the facts taken from them, and its Kafka
+-- messages that were refused (quarantine), as they came.
 CREATE FUNCTION sn_jurisdiction_export(code text) RETURNS TABLE (line jsonb)
 LANGUAGE sql STABLE AS $$
     SELECT line FROM (
@@ -86,6 +108,16 @@ LANGUAGE sql STABLE AS $$
         UNION ALL
         SELECT 3, f.id, jsonb_build_object('record', 'fact') || to_jsonb(f) - 'event_seq'
           FROM facts f WHERE f.jurisdiction = code
+        UNION ALL
+        SELECT 4, q.id,
+               jsonb_build_object('record', 'quarantined', 'topic', q.topic,
+                                  'partition', q.partition, 'offset', q."offset",
+                                  'received_at', q.received_at, 'status', q.status,
+                                  'errors', q.errors, 'headers', q.headers,
+                                  'key_base64', encode(q.message_key, 'base64'),
+                                  'payload_base64', encode(q.payload, 'base64'))
+          FROM quarantine q
+         WHERE sn_quarantine_source(q.headers, q.payload) = 'urn:npcs:jurisdiction:' || code
     ) x ORDER BY part, ord
 $$;
 
@@ -95,9 +127,10 @@ $$;
 CREATE FUNCTION sn_jurisdiction_purge(code text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    n_events  bigint;
-    n_reviews bigint;
-    n_facts   bigint;
+    n_events      bigint;
+    n_reviews     bigint;
+    n_facts       bigint;
+    n_quarantined bigint;
 BEGIN
     DELETE FROM facts WHERE jurisdiction = code;
     GET DIAGNOSTICS n_facts = ROW_COUNT;
@@ -105,10 +138,14 @@ BEGIN
     GET DIAGNOSTICS n_reviews = ROW_COUNT;
     DELETE FROM events WHERE source = 'urn:npcs:jurisdiction:' || code;
     GET DIAGNOSTICS n_events = ROW_COUNT;
+    DELETE FROM quarantine
+     WHERE sn_quarantine_source(headers, payload) = 'urn:npcs:jurisdiction:' || code;
+    GET DIAGNOSTICS n_quarantined = ROW_COUNT;
     IF n_facts > 0 THEN
         PERFORM pg_notify('sn_purge', code);
     END IF;
-    RETURN jsonb_build_object('events', n_events, 'reviews', n_reviews, 'facts', n_facts);
+    RETURN jsonb_build_object('events', n_events, 'reviews', n_reviews, 'facts', n_facts,
+                              'quarantined', n_quarantined);
 END
 $$;
 

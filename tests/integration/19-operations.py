@@ -5,6 +5,7 @@ export, purge and export again (nothing left, the notices evaluated again
 without its facts, counts checked against SQL); the retention deleting only
 what is older than allowed, and refusing a retention shorter than a rule's
 window; the first admin token of a production start."""
+import base64
 import json
 import os
 import subprocess
@@ -139,7 +140,18 @@ def test_export_purge_export_and_the_notices_are_evaluated_again():
     code = max(by_j, key=lambda j: (sum(j in n["jurisdictions"] for n in active), len(by_j[j])))
     named = [n for n in active if code in n["jurisdictions"]]
     check(len(named) >= 3, "several active notices name " + code, ">=3", len(named))
+    other_code = next(j for j in by_j if j != code)
 
+    # refused Kafka messages claiming the jurisdiction (structured) and another (binary mode)
+    bootstrap = b.read("kafka.bootstrap").strip()
+    bad = dict(by_j[code][0], id="bad-1", data={"review_id": "x"})
+    other_bad = by_j[other_code][0]
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", "reviews.completed"], input=json.dumps(bad).encode(),
+                   check=True, timeout=30)
+    subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", "reviews.completed", "-H", "ce_specversion=1.0",
+                    "-H", "ce_type=org.npcs.review.completed.v1", "-H", "ce_id=bad-2",
+                    "-H", "ce_source=" + other_bad["source"]], input=b"{}", check=True, timeout=30)
+    wait_for(lambda: b.psql("SELECT count(*) FROM quarantine") == "2", 30, "both refused messages quarantined")
     got = export(b, code)
     kinds = {}
     for line in got:
@@ -155,9 +167,10 @@ def test_export_purge_export_and_the_notices_are_evaluated_again():
     stored_facts = b.psql("SELECT count(*) FROM facts WHERE jurisdiction = '%s'" % code)
     check(len(kinds["fact"]) == int(stored_facts) and all(f["jurisdiction"] == code for f in kinds["fact"]),
           "and its facts, no one else's", stored_facts, len(kinds["fact"]))
+    check([json.loads(base64.b64decode(q["payload_base64"])) for q in kinds["quarantined"]] == [bad],
+          "and its refused Kafka message, as it came, not another's", [bad], kinds.get("quarantined"))
     subscriber = create_subscriber(b, code)
     check(export(b, code, subscriber) == got, "the jurisdiction's own subscriber token exports the same")
-    other_code = next(j for j in by_j if j != code)
     st, _, _ = http("GET", b.url("/v1/jurisdictions/%s/export" % other_code),
                     headers={"Authorization": "Bearer " + subscriber})
     check(st == 403, "but not another jurisdiction's", 403, st)
@@ -174,13 +187,15 @@ def test_export_purge_export_and_the_notices_are_evaluated_again():
     r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token-file", b.dir + "/admin.token",
                         "jurisdiction", "purge", code], input=code + "\n", capture_output=True, text=True,
                        timeout=30)
-    check(r.returncode == 0 and "deleted %d events" % len(by_j[code]) in r.stdout, "purge confirmed", 0,
+    check(r.returncode == 0 and "deleted %d events" % len(by_j[code]) in r.stdout
+          and "1 quarantined" in r.stdout, "purge confirmed", 0,
           (r.returncode, r.stdout, r.stderr))
     check(export(b, code) == [], "export after purge gives nothing")
     left = b.psql("SELECT (SELECT count(*) FROM events WHERE source = 'urn:npcs:jurisdiction:%s') + "
                   "(SELECT count(*) FROM reviews WHERE jurisdiction = '%s') + "
                   "(SELECT count(*) FROM facts WHERE jurisdiction = '%s')" % (code, code, code))
     check(left == "0", "no event, review or fact of %s left" % code, "0", left)
+    check(b.psql("SELECT count(*) FROM quarantine") == "1", "its quarantined message deleted, the other's kept")
     check(b.psql("SELECT count(*) FROM events") == str(int(before) - len(by_j[code])),
           "every other jurisdiction's events kept")
 
