@@ -45,7 +45,7 @@ schema_DEPS   = schema
 mapping_DEPS  = mapping
 facts_DEPS    = facts
 ingest_DEPS   = ingest mapping facts schema store log metrics gen/migrations
-auth_DEPS     = auth store log metrics gen/migrations
+auth_DEPS     = auth ratelimit store log metrics gen/migrations
 window_DEPS   = window
 rules_DEPS    = rules matcher schema conf
 episode_DEPS  = episode
@@ -58,7 +58,7 @@ sink_webhook_DEPS = sink_webhook sink curl_loop log
 audit_DEPS    = audit
 ratelimit_DEPS = ratelimit
 html_DEPS     = html
-tls_DEPS      = tls auth store log metrics gen/migrations
+tls_DEPS      = tls auth ratelimit store log metrics gen/migrations
 digest_DEPS   = digest
 
 BINS = $(BUILD)/bin/sn-broker $(BUILD)/bin/snctl $(BUILD)/bin/sn-emit $(BUILD)/bin/sn-simulate \

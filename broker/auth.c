@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "store.h"
 
 struct cached_token {
@@ -31,7 +34,13 @@ struct auth {
     int reloading, reload_again;
     struct client_cert *clients; /* sorted by subject */
     size_t nclients;
+    /* database look-ups of tokens not in the cache: bounded, so that a flood
+     * of made-up tokens costs the database nothing beyond this */
+    struct token_bucket lookups;
 };
+
+#define LOOKUP_RATE  50.0 /* per second, on average */
+#define LOOKUP_BURST 100.0
 
 static const char *const role_names[] = {"admin", "emitter", "subscriber"};
 
@@ -51,10 +60,21 @@ int auth_role_parse(const char *name, enum auth_role *role)
     return -1;
 }
 
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 struct auth *auth_new(struct store *store)
 {
     struct auth *a = xcalloc(1, sizeof(*a));
     a->store = store;
+    a->lookups = (struct token_bucket){LOOKUP_BURST, monotonic_s()};
+    metrics_register("sn_auth_lookups_total", METRIC_COUNTER,
+                     "Tokens not in the cache looked up in the database, by outcome (found, "
+                     "unknown, skipped: over the look-up rate, refused without one)");
     return a;
 }
 
@@ -190,6 +210,11 @@ static void looked_up(PGresult *res, void *arg)
             found = 1;
         }
     }
+    metrics_counter_add("sn_auth_lookups_total",
+                        found > 0    ? "outcome=\"found\""
+                        : found == 0 ? "outcome=\"unknown\""
+                                     : "outcome=\"failed\"",
+                        1);
     void (*done)(int, void *) = l->done;
     void *done_arg = l->arg;
     free(l);
@@ -201,7 +226,13 @@ void auth_lookup(struct auth *a, const char *authorization, void (*done)(int fou
 {
     size_t len;
     const char *token = bearer(authorization, &len);
+    double wait;
     if (!token) {
+        done(0, arg);
+        return;
+    }
+    if (!token_bucket_take(&a->lookups, LOOKUP_RATE, LOOKUP_BURST, monotonic_s(), &wait)) {
+        metrics_counter_add("sn_auth_lookups_total", "outcome=\"skipped\"", 1);
         done(0, arg);
         return;
     }

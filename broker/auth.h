@@ -39,7 +39,9 @@ enum auth_result auth_check(const struct auth *a, const char *authorization, str
 /* A token that auth_check() finds AUTH_INVALID may have been created a
  * moment ago, by this process or another, before the reload: looks it up in
  * the database and caches it when it is live. done(1) when it is now cached,
- * 0 when it is unknown or revoked, -1 when the database did not answer. */
+ * 0 when it is unknown or revoked, -1 when the database did not answer. At
+ * most 50 look-ups a second (bursts of 100) per process: past that, done(0)
+ * at once, without asking the database. */
 void auth_lookup(struct auth *a, const char *authorization, void (*done)(int found, void *arg),
                  void *arg);
 /* Drops token_id from the cache (it was revoked). */

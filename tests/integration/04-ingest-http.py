@@ -155,6 +155,22 @@ def test_tokens_auth_and_jurisdictions():
     b.psql("SELECT pg_notify('sn_tokens', 'revoked')")
     wait_for(lambda: post(b, fresh, event("US-GA", "e5", review("US-GA", "G-5")))[0] == 401, 5,
              "a token revoked elsewhere to stop working once its NOTIFY is here")
+    # made-up tokens cost at most 100 database look-ups at once, then 50 a second
+    def lookups():
+        metrics = http("GET", b.url("/metrics"))[2].decode()
+        return {o: float(next((l.split()[-1] for l in metrics.splitlines()
+                               if l.startswith('sn_auth_lookups_total{outcome="%s"}' % o)), "0"))
+                for o in ("unknown", "skipped")}
+    before, started_at = lookups(), time.time()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = set(pool.map(lambda i: post(b, "sn_bogus%04d" % i, event("US-GA", "e6"))[0], range(400)))
+    elapsed = time.time() - started_at
+    after = lookups()
+    looked, skipped = after["unknown"] - before["unknown"], after["skipped"] - before["skipped"]
+    check(statuses == {401}, "every made-up token is refused", {401}, statuses)
+    check(looked + skipped == 400 and looked <= 100 + 50 * elapsed + 5,
+          "past the burst a made-up token is refused without a look-up", "<= %d looked up" % (100 + 50 * elapsed),
+          (looked, skipped, elapsed))
     r = subprocess.run([SNCTL, "--url", "http://" + b.address, "--token", tn, "token", "list"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 1 and "403" in r.stderr, "an emitter cannot list tokens", 1, (r.returncode, r.stderr))
