@@ -21,10 +21,11 @@ CFLAGS="-std=gnu11 -Wall -Wextra -D_GNU_SOURCE -DSN_VERSION=\"fuzz\" -DSN_COMMIT
 -Iinclude -Ibroker -Itests/unit -I$build/gen $PKG_CFLAGS -O1 -g $SAN"
 
 # target: the broker modules it links
-targets="schema_fuzz cloudevent_fuzz rules_fuzz matcher_fuzz"
+targets="schema_fuzz cloudevent_fuzz rules_fuzz matcher_fuzz mapping_fuzz"
 deps_schema_fuzz="schema"
 deps_rules_fuzz="rules matcher schema conf"
 deps_matcher_fuzz="rules matcher schema conf"
+deps_mapping_fuzz="mapping schema"
 deps_cloudevent_fuzz="ingest mapping facts schema store log metrics http conf tls ratelimit auth gen/migrations"
 
 mkdir -p "$build/obj/broker" "$build/obj/gen" "$build/bin" "$build/gen"
