@@ -37,6 +37,8 @@
 #define MAX_OPPORTUNITIES  8
 #define NONE               SIZE_MAX
 #define DEFAULT_VOCABULARY "schemas/vocabulary.v1.json"
+/* where the package and the image put it, as the broker's schemas.dir does */
+#define INSTALLED_VOCABULARY "/usr/share/sn-broker/schemas/vocabulary.v1.json"
 
 /* The partnership's published figures this model reproduces: 711 reviews held
  * 1,841 improvement opportunities (~2.6 each); teamwork and coordination in
@@ -1210,7 +1212,7 @@ static void usage(FILE *out)
             "  --to DATE          last day, inclusive (default 2025-12-31)\n"
             "  --vocabulary FILE  where the codes come from (default: " DEFAULT_VOCABULARY "\n"
             "                     of the source tree the binary was built in, else of the\n"
-            "                     current directory)\n"
+            "                     current directory, else " INSTALLED_VOCABULARY ")\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n"
             "\n"
@@ -1254,7 +1256,8 @@ static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *val
 }
 
 /* The vocabulary of the tree this binary was built in (build/bin, or a
- * variant such as build/asan/bin), else of the current directory. */
+ * variant such as build/asan/bin), else of the current directory, else the
+ * installed one. */
 static char *default_vocabulary(void)
 {
     static const char *const up[] = {"../..", "../../.."};
@@ -1272,6 +1275,8 @@ static char *default_vocabulary(void)
             free(path);
         }
     }
+    if (access(DEFAULT_VOCABULARY, R_OK) != 0 && access(INSTALLED_VOCABULARY, R_OK) == 0)
+        return xstrdup(INSTALLED_VOCABULARY);
     return xstrdup(DEFAULT_VOCABULARY);
 }
 
