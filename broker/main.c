@@ -671,8 +671,10 @@ static int start(struct broker *b)
     rc = kafka_new(b->base, b->kafka_bootstrap, &ks, &kh, &b->kafka, err, sizeof(err));
     if (rc != SN_OK) {
         explicit_bzero(sasl_password, sizeof(sasl_password));
-        log_error(NULL, "cannot create the Kafka producer: %s", err);
-        return 1;
+        /* librdkafka connects later: what fails here is its configuration (a
+         * CA file that is not there, a SASL mechanism it was built without) */
+        log_error(json_pack("{s:i}", "exit_code", 2), "cannot create the Kafka producer: %s", err);
+        return 2;
     }
 
     b->http = http_server_new(b->base, broker_routes, broker_routes_count,
@@ -716,8 +718,8 @@ static int start(struct broker *b)
                           &b->ingest_kafka, err, sizeof(err));
     explicit_bzero(sasl_password, sizeof(sasl_password)); /* librdkafka keeps its copy */
     if (rc != SN_OK) {
-        log_error(NULL, "cannot start Kafka ingestion: %s", err);
-        return 1;
+        log_error(json_pack("{s:i}", "exit_code", 2), "cannot start Kafka ingestion: %s", err);
+        return 2;
     }
     ingest_kafka_pause(b->ingest_kafka, 1); /* until the database is ready */
     if (start_delivery(b, conninfo) != 0) return 2;
