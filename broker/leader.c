@@ -49,7 +49,12 @@ struct leader {
     int64_t step_last_fact_id;
     json_t *revisions;
     int more_facts, tick_pending;
-    int correct; /* the rebuild in progress follows a purge */
+    /* engine_state.purges as the checkpoint read it; the rebuild corrects
+     * (publishes lowered counts at once) when it is ahead of
+     * purges_corrected, and each commit records it as corrected */
+    long long purges;
+    int correct;
+    int correct_pending; /* a correcting rebuild not committed yet */
 };
 
 static void resume(struct leader *l);
@@ -202,6 +207,7 @@ static void start_evaluating(struct leader *l)
                        "facts_held", (json_int_t)st.facts_held, "groups", (json_int_t)st.groups,
                        "active_notices", (json_int_t)st.active_episodes, "after_purge", l->correct),
              "rule engine restored; evaluating");
+    l->correct_pending = l->correct;
     l->correct = 0;
     set_phase(l, PHASE_EVALUATING);
     l->step_last_fact_id = l->last_fact_id;
@@ -302,6 +308,8 @@ static void on_checkpoint(PGresult *res, void *arg)
     l->generation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     l->last_fact_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     engine_set_id_key(l->engine, PQgetvalue(res, 0, 3));
+    l->purges = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    l->correct = l->purges > strtoll(PQgetvalue(res, 0, 5), NULL, 10);
     l->restore_clock =
         PQgetisnull(res, 0, 2) ? INT64_MIN : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     if (l->restore_clock != INT64_MIN) engine_restore_clock(l->engine, l->restore_clock);
@@ -320,8 +328,10 @@ static void start_restore(struct leader *l)
     l->engine = engine_new(l->rules, l->conf.options, on_revision, l);
     l->more_facts = l->tick_pending = 0;
     set_phase(l, PHASE_RESTORING);
-    query(l, "SELECT generation, last_fact_id, clock, id_key FROM engine_state WHERE id = 1", 0,
-          NULL, on_checkpoint);
+    query(l,
+          "SELECT generation, last_fact_id, clock, id_key, purges, purges_corrected"
+          " FROM engine_state WHERE id = 1",
+          0, NULL, on_checkpoint);
 }
 
 static void on_lock(PGresult *res, void *arg)
@@ -425,6 +435,7 @@ static void on_commit(PGresult *res, void *arg)
         return;
     }
     l->generation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    l->correct_pending = 0;
     metrics_counter_add("sn_engine_facts_total", "",
                         (double)(l->step_last_fact_id - l->last_fact_id));
     l->last_fact_id = l->step_last_fact_id;
@@ -439,16 +450,17 @@ static void commit_step(struct leader *l, int clock_moved)
     json_t *episodes = json_array();
     engine_take_changes(l->engine, save_episode, episodes);
     if (json_array_size(episodes) == 0 && json_array_size(l->revisions) == 0 && !clock_moved &&
-        l->step_last_fact_id == l->last_fact_id) {
+        l->step_last_fact_id == l->last_fact_id && !l->correct_pending) {
         json_decref(episodes);
         resume(l);
         return;
     }
     int64_t clock = engine_clock(l->engine);
-    json_t *c = json_pack("{s:I,s:I,s:o,s:s,s:o,s:O}", "generation", (json_int_t)l->generation,
+    json_t *c = json_pack("{s:I,s:I,s:o,s:s,s:o,s:O,s:I}", "generation", (json_int_t)l->generation,
                           "last_fact_id", (json_int_t)l->step_last_fact_id, "clock",
                           clock == INT64_MIN ? json_null() : json_integer(clock), "leader", l->name,
-                          "episodes", episodes, "revisions", l->revisions);
+                          "episodes", episodes, "revisions", l->revisions, "purges_corrected",
+                          (json_int_t)l->purges);
     char *text = json_dumps(c, JSON_COMPACT);
     json_decref(c);
     const char *params[] = {text};
@@ -559,8 +571,7 @@ static void on_notify(struct store *s, const char *channel, const char *payload,
          * database and publish what the counts are now */
         log_info(json_pack("{s:s}", "jurisdiction", payload),
                  "rule engine: a jurisdiction's data was purged; evaluating the notices again");
-        l->correct = 1;
-        l->epoch++;
+        l->epoch++; /* the checkpoint's purge count makes the rebuild correct */
         set_phase(l, PHASE_RESTORING);
         resume(l);
         return;

@@ -121,9 +121,78 @@ LANGUAGE sql STABLE AS $$
     ) x ORDER BY part, ord
 $$;
 
+-- A purge deletes facts the engine's windows may hold: purges counts them, and
+-- purges_corrected is the count the leader's state reflects (set by the
+-- commit that follows a rebuild without those facts, which publishes the
+-- lowered counts at once). Whichever process leads next finds a purge not
+-- yet corrected in the checkpoint, so none is lost to a change of leader.
+ALTER TABLE engine_state ADD COLUMN purges bigint NOT NULL DEFAULT 0,
+                         ADD COLUMN purges_corrected bigint NOT NULL DEFAULT 0;
+
+-- engine_commit() of 006, which also records c->'purges_corrected'.
+CREATE OR REPLACE FUNCTION engine_commit(c jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    next_generation bigint;
+BEGIN
+    UPDATE engine_state
+       SET last_fact_id = (c->>'last_fact_id')::bigint,
+           clock = (c->>'clock')::bigint,
+           generation = generation + 1,
+           leader = c->>'leader',
+           purges_corrected = greatest(purges_corrected,
+                                       coalesce((c->>'purges_corrected')::bigint, 0)),
+           updated_at = now()
+     WHERE id = 1 AND generation = (c->>'generation')::bigint
+    RETURNING generation INTO next_generation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sn_fenced: another rule engine committed since generation %',
+            c->>'generation' USING ERRCODE = 'P0001';
+    END IF;
+
+    INSERT INTO episodes (rule, group_key, group_labels, notice_id, started_at, state)
+    SELECT e->>'rule', e->>'group_key', e->'group', e->>'notice_id', (e->>'started_at')::bigint,
+           e->'state'
+      FROM jsonb_array_elements(c->'episodes') AS e
+        ON CONFLICT (rule, group_key) DO UPDATE
+       SET group_labels = EXCLUDED.group_labels, notice_id = EXCLUDED.notice_id,
+           started_at = EXCLUDED.started_at, state = EXCLUDED.state, updated_at = now();
+
+    -- revisions in the order decided: a notice's revisions ascend
+    INSERT INTO notices AS n (id, rule, group_key, group_labels, started_at, revision, status,
+                              severity, issued_at, body)
+    SELECT DISTINCT ON (r->>'id') r->>'id', r->>'rule', r->>'group_key', r->'group',
+           (r->>'started_at')::timestamptz, (r->>'revision')::int, r->>'status', r->>'severity',
+           (r->>'issued_at')::timestamptz, r - 'group_key' - 'started_at' - 'event_time'
+      FROM jsonb_array_elements(c->'revisions') WITH ORDINALITY AS t(r, ord)
+     ORDER BY r->>'id', ord DESC
+        ON CONFLICT (id) DO UPDATE
+       SET revision = EXCLUDED.revision, status = EXCLUDED.status, severity = EXCLUDED.severity,
+           issued_at = EXCLUDED.issued_at, body = EXCLUDED.body
+     WHERE n.revision < EXCLUDED.revision;
+
+    INSERT INTO notice_revisions (notice_id, revision, status, severity, issued_at, event_time,
+                                  body)
+    SELECT r->>'id', (r->>'revision')::int, r->>'status', r->>'severity',
+           (r->>'issued_at')::timestamptz, (r->>'event_time')::timestamptz,
+           r - 'group_key' - 'started_at' - 'event_time'
+      FROM jsonb_array_elements(c->'revisions') AS r;
+
+    INSERT INTO outbox (notice_id, revision, channel, target)
+    SELECT r->>'id', (r->>'revision')::int, 'kafka', r->>'topic'
+      FROM jsonb_array_elements(c->'revisions') AS r;
+
+    IF jsonb_array_length(c->'revisions') > 0 THEN
+        PERFORM pg_notify('sn_notices', jsonb_array_length(c->'revisions')::text);
+    END IF;
+    RETURN next_generation;
+END
+$$;
+
 -- Deletes what sn_jurisdiction_export() gives, in one transaction, and tells
--- the rule-engine leader (NOTIFY sn_purge) to evaluate the notices again
--- without those facts. Returns the rows deleted per table.
+-- the rule-engine leader (NOTIFY sn_purge, and engine_state.purges) to
+-- evaluate the notices again without those facts. Returns the rows deleted
+-- per table.
 CREATE FUNCTION sn_jurisdiction_purge(code text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -142,6 +211,7 @@ BEGIN
      WHERE sn_quarantine_source(headers, payload) = 'urn:npcs:jurisdiction:' || code;
     GET DIAGNOSTICS n_quarantined = ROW_COUNT;
     IF n_facts > 0 THEN
+        UPDATE engine_state SET purges = purges + 1 WHERE id = 1;
         PERFORM pg_notify('sn_purge', code);
     END IF;
     RETURN jsonb_build_object('events', n_events, 'reviews', n_reviews, 'facts', n_facts,

@@ -109,6 +109,25 @@ def test_status_shows_every_process_the_leader_and_what_waits():
     rows = provider.psql("SELECT count(*) FROM processes WHERE stopped_at IS NOT NULL AND NOT leader", dbname="ops")
     check(rows == "1", "a clean shutdown marks the process stopped", "1", rows)
 
+    # a purge while no process runs: the next leader corrects the notices at once
+    active = [json.loads(l) for l in provider.psql(
+        "SELECT body::text FROM notices WHERE status <> 'resolved'", dbname="ops").splitlines()]
+    names = [j for n in active for j in n["jurisdictions"]]
+    check(names, "active notices name jurisdictions", None, active)
+    code = max(set(names), key=names.count)
+    named = {n["id"]: n["revision"] for n in active if code in n["jurisdictions"]}
+    provider.psql("SELECT sn_jurisdiction_purge('%s')" % code, dbname="ops")
+    p3, token3 = external(provider, "ops", "ops-3")
+
+    def corrected():
+        now = {n["id"]: n for n in (json.loads(l) for l in provider.psql(
+            "SELECT body::text FROM notices", dbname="ops").splitlines())}
+        return all(now[i]["revision"] > r and code not in now[i]["jurisdictions"] for i, r in named.items())
+    wait_for(corrected, 30, "the next leader to publish a revision without %s of each of %d notices"
+             % (code, len(named)))
+    state = provider.psql("SELECT purges || ' ' || purges_corrected FROM engine_state", dbname="ops")
+    check(state == "1 1", "the purge is recorded as corrected", "1 1", state)
+
 
 def post_simulated_to(b, token_file, *args):
     from rules_util import EMIT, SIMULATE
