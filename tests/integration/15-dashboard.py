@@ -11,7 +11,7 @@ HTML and script), then
   through the form, checks the DOM (notices, the SVG charts and their
   labels, the injected headline shown as text, no script run, the cookie out
   of reach of scripts) and takes screenshots, kept under
-  tests/integration/artifacts/15-dashboard/."""
+  tests/integration/artifacts/15-dashboard/<build>/."""
 import base64
 import hashlib
 import http.client
@@ -35,7 +35,9 @@ INJECTION = ("<script>alert(1)</script><b>x</b>"
              "<script>document.documentElement.dataset.pwned='1'</script>")
 TEAMWORK = "teamwork-law-enforcement"
 ASSESSMENT = "assessment-recurring"
-ARTIFACTS = os.path.join(ROOT, "tests", "integration", "artifacts", "15-dashboard")
+# one directory per build (the plain and sanitizer runs go side by side)
+ARTIFACTS = os.path.join(ROOT, "tests", "integration", "artifacts", "15-dashboard",
+                         os.environ.get("SN_TEST_LABEL") or "plain")
 JURIS = ["US-TN", "US-TN", "US-MN", "US-MN", "US-CA", "US-CA", "US-GA", "US-GA", "US-OK", "US-OK"]
 
 RULES = {"rules": [
