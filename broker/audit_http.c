@@ -2,7 +2,6 @@
  * knows its caller, written after the reply (in batches, through the store),
  * and GET /v1/audit (admin), newest first. The table (migration 007) takes
  * no UPDATE or DELETE, and no route changes it. */
-#include <errno.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -21,8 +20,6 @@
  * and logged: the database has been gone for long) */
 #define BATCH_MAX     1000
 #define PENDING_MAX   100000
-#define LIST_DEFAULT  100
-#define LIST_MAX      500
 #define ENTRIES_TOTAL "sn_audit_entries_total"
 
 /* The entry of one request, from audit_begin() to its reply. */
@@ -247,15 +244,6 @@ json_t *audit_note_item(struct http_request *r, const char *key, json_t *item)
 
 /* ---- GET /v1/audit ---- */
 
-/* A positive bigint as text, or 0. */
-static long long parse_id(const char *text)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(text, &end, 10);
-    return errno || *end || end == text || id <= 0 ? 0 : id;
-}
-
 void audit_http_list(struct http_request *r)
 {
     static const char *const allowed[] = {"since",  "until", "token",  "who", "action",
@@ -275,16 +263,14 @@ void audit_http_list(struct http_request *r)
     const char *cursor = evhttp_find_header(&q, "cursor");
     const char *bad = NULL, *why = NULL;
     int64_t since_ms = 0, until_ms = 0;
-    long limit = LIST_DEFAULT;
-    char *end;
-    for (struct evkeyval *kv = q.tqh_first; kv && !bad; kv = kv->next.tqe_next)
-        if (evhttp_find_header(&q, kv->key) != kv->value) bad = kv->key, why = "given twice";
-    if (bad) {
+    long limit = BROKER_LIST_DEFAULT;
+    if ((bad = http_query_repeated(&q)) != NULL) {
+        why = "given twice";
     } else if (since && engine_parse_time(since, &since_ms) != 0) {
         bad = "since", why = "an RFC 3339 date-time or a date YYYY-MM-DD";
     } else if (until && engine_parse_time(until, &until_ms) != 0) {
         bad = "until", why = "an RFC 3339 date-time or a date YYYY-MM-DD";
-    } else if (token && parse_id(token) == 0) {
+    } else if (token && broker_parse_id(token) == 0) {
         bad = "token", why = "a token id (a positive integer)";
     } else if (who_text && (!who_text[0] || strlen(who_text) > 256)) {
         bad = "who", why = "who made the call, as entries say it (token:12)";
@@ -293,10 +279,9 @@ void audit_http_list(struct http_request *r)
         bad = "action", why = "an action such as review.read, or its kind such as subscription";
     } else if (review && (!review[0] || strlen(review) > 1024)) {
         bad = "review", why = "a review id";
-    } else if (limit_text && ((limit = strtol(limit_text, &end, 10)) < 1 || limit > LIST_MAX ||
-                              *end || end == limit_text)) {
-        bad = "limit", why = "an integer from 1 to " SN_STR(LIST_MAX);
-    } else if (cursor && parse_id(cursor) == 0) {
+    } else if (limit_text && !broker_parse_limit(limit_text, &limit)) {
+        bad = "limit", why = BROKER_LIMIT_WHY;
+    } else if (cursor && broker_parse_id(cursor) == 0) {
         bad = "cursor", why = "the next_cursor of a previous reply";
     }
     if (bad) {

@@ -72,6 +72,17 @@ struct broker_page {
     const char *what; /* "cannot list notices" */
 };
 void broker_reply_page(PGresult *res, void *arg);
+/* Pages of those lists: ?limit= from 1 to BROKER_LIST_MAX, BROKER_LIST_DEFAULT
+ * when absent. */
+#define BROKER_LIST_DEFAULT 100
+#define BROKER_LIST_MAX     500
+#define BROKER_LIMIT_WHY    "an integer from 1 to " SN_STR(BROKER_LIST_MAX)
+/* text as a page size: 1 with *limit set, 0 when it is not one. */
+int broker_parse_limit(const char *text, long *limit);
+/* text as a positive bigint (an id in a path or a query), or 0. */
+long long broker_parse_id(const char *text);
+/* 1 when value is one of the NULL-terminated allowed. */
+int broker_one_of(const char *value, const char *const *allowed);
 /* 1 when res holds exactly one row. Else replies, and returns 0: 503 on a
  * database error (logged as what), 404 with not_found when there is no row. */
 int broker_one_row_or_reply(struct http_request *r, PGresult *res, const char *what,

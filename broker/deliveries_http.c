@@ -3,7 +3,6 @@
  * /v1/deliveries/{id} (with every attempt) and POST /v1/deliveries/{id}/retry
  * (a dead or cancelled delivery goes out again, with a fresh retry
  * schedule). */
-#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +13,6 @@
 #include "store.h"
 
 #define OUTBOX_CHANNEL "sn_outbox"
-#define LIST_DEFAULT   100
-#define LIST_MAX       500
 
 /* clang-format off */
 #define UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -32,22 +29,6 @@
     " 'latency_ms', a.latency_ms, 'status_code', a.status_code, 'error', a.error,"                 \
     " 'outcome', a.outcome)"
 /* clang-format on */
-
-/* A positive bigint as text, or 0. */
-static long long parse_id(const char *text)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(text, &end, 10);
-    return errno || *end || end == text || id <= 0 ? 0 : id;
-}
-
-static int one_of(const char *value, const char *const *allowed)
-{
-    for (size_t i = 0; allowed[i]; i++)
-        if (strcmp(value, allowed[i]) == 0) return 1;
-    return 0;
-}
 
 void deliveries_http_list(struct http_request *r)
 {
@@ -68,23 +49,20 @@ void deliveries_http_list(struct http_request *r)
     const char *limit_text = evhttp_find_header(&q, "limit");
     const char *cursor = evhttp_find_header(&q, "cursor");
     const char *bad = NULL, *why = NULL;
-    long limit = LIST_DEFAULT;
-    char *end;
-    for (struct evkeyval *kv = q.tqh_first; kv && !bad; kv = kv->next.tqe_next)
-        if (evhttp_find_header(&q, kv->key) != kv->value) bad = kv->key, why = "given twice";
-    if (bad) {
-    } else if (state && !one_of(state, states)) {
+    long limit = BROKER_LIST_DEFAULT;
+    if ((bad = http_query_repeated(&q)) != NULL) {
+        why = "given twice";
+    } else if (state && !broker_one_of(state, states)) {
         bad = "state", why = "one of pending, delivered, dead, silenced, suppressed, cancelled";
-    } else if (channel && !one_of(channel, channels)) {
+    } else if (channel && !broker_one_of(channel, channels)) {
         bad = "channel", why = "one of kafka, webhook, email";
-    } else if (subscription && parse_id(subscription) == 0) {
+    } else if (subscription && broker_parse_id(subscription) == 0) {
         bad = "subscription", why = "a subscription id (a positive integer)";
     } else if (notice && !notice[0]) {
         bad = "notice", why = "a notice id such as sn-0123456789abcdef0123";
-    } else if (limit_text && ((limit = strtol(limit_text, &end, 10)) < 1 || limit > LIST_MAX ||
-                              *end || end == limit_text)) {
-        bad = "limit", why = "an integer from 1 to " SN_STR(LIST_MAX);
-    } else if (cursor && parse_id(cursor) == 0) {
+    } else if (limit_text && !broker_parse_limit(limit_text, &limit)) {
+        bad = "limit", why = BROKER_LIMIT_WHY;
+    } else if (cursor && broker_parse_id(cursor) == 0) {
         bad = "cursor", why = "the next_cursor of a previous reply";
     }
     if (bad) {
@@ -129,7 +107,7 @@ void deliveries_http_get(struct http_request *r)
     struct broker *b = r->app;
     struct identity who;
     if (!broker_require_admin_or_reply(r, &who, "reads deliveries")) return;
-    if (parse_id(r->params[0]) == 0) {
+    if (broker_parse_id(r->params[0]) == 0) {
         http_reply_problem(r, 404, "Not Found", "no delivery with this id", NULL);
         return;
     }
@@ -191,7 +169,7 @@ void deliveries_http_retry(struct http_request *r)
     struct broker *b = r->app;
     struct identity who;
     if (!broker_require_admin_or_reply(r, &who, "retries deliveries")) return;
-    if (parse_id(r->params[0]) == 0) {
+    if (broker_parse_id(r->params[0]) == 0) {
         http_reply_problem(r, 404, "Not Found", "no delivery with this id", NULL);
         return;
     }

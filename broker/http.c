@@ -576,6 +576,13 @@ void http_server_free(struct http_server *s)
     free(s);
 }
 
+const char *http_query_repeated(const struct evkeyvalq *params)
+{
+    for (const struct evkeyval *kv = params->tqh_first; kv; kv = kv->next.tqe_next)
+        if (evhttp_find_header(params, kv->key) != kv->value) return kv->key;
+    return NULL;
+}
+
 int http_query_or_reply(struct http_request *r, const char *const *allowed,
                         struct evkeyvalq *params)
 {

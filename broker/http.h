@@ -121,6 +121,8 @@ char *http_percent_decode(const char *s, size_t len);
  * (NULL-terminated); else replies 400 naming the parameter and returns 0. */
 int http_query_or_reply(struct http_request *r, const char *const *allowed,
                         struct evkeyvalq *params);
+/* The first name params holds twice, or NULL. */
+const char *http_query_repeated(const struct evkeyvalq *params);
 /* 400 with errors: [{"parameter": name, "message": message}]. */
 void http_reply_bad_parameter(struct http_request *r, const char *name, const char *message);
 

@@ -14,16 +14,6 @@
 #include "rules.h"
 #include "store.h"
 
-#define LIST_DEFAULT 100
-#define LIST_MAX     500
-
-static int one_of(const char *value, const char *const *allowed)
-{
-    for (size_t i = 0; allowed[i]; i++)
-        if (strcmp(value, allowed[i]) == 0) return 1;
-    return 0;
-}
-
 void notices_http_list(struct http_request *r)
 {
     static const char *const allowed[] = {"status", "severity", "rule",   "label",
@@ -44,7 +34,7 @@ void notices_http_list(struct http_request *r)
     json_t *labels = json_object();
     const char *bad = NULL, *why = NULL;
     int64_t since_ms = 0;
-    long limit = LIST_DEFAULT;
+    long limit = BROKER_LIST_DEFAULT;
     char *end;
     for (struct evkeyval *kv = q.tqh_first; kv && !bad; kv = kv->next.tqe_next) {
         if (strcmp(kv->key, "label") != 0) continue;
@@ -63,15 +53,14 @@ void notices_http_list(struct http_request *r)
             json_object_set_new(labels, name, json_string(eq + 1));
     }
     if (bad) {
-    } else if (status && !one_of(status, statuses)) {
+    } else if (status && !broker_one_of(status, statuses)) {
         bad = "status", why = "one of issued, escalated, updated, resolved";
-    } else if (severity && !one_of(severity, severities)) {
+    } else if (severity && !broker_one_of(severity, severities)) {
         bad = "severity", why = "one of advisory, watch, warning, critical";
     } else if (since && engine_parse_time(since, &since_ms) != 0) {
         bad = "since", why = "an RFC 3339 date-time or a date YYYY-MM-DD";
-    } else if (limit_text && ((limit = strtol(limit_text, &end, 10)) < 1 || limit > LIST_MAX ||
-                              *end || end == limit_text)) {
-        bad = "limit", why = "an integer from 1 to " SN_STR(LIST_MAX);
+    } else if (limit_text && !broker_parse_limit(limit_text, &limit)) {
+        bad = "limit", why = BROKER_LIMIT_WHY;
     } else if (cursor && (strtoll(cursor, &end, 10) < 0 || *end || end == cursor)) {
         bad = "cursor", why = "the next_cursor of a previous reply";
     }
@@ -81,7 +70,7 @@ void notices_http_list(struct http_request *r)
         http_reply_bad_parameter(r, bad, why);
         return;
     }
-    char since_text[32] = "-infinity", limit_plus[16];
+    char since_text[32] = "-infinity", limit_plus[24];
     if (since) engine_format_time(since_ms, since_text);
     snprintf(limit_plus, sizeof(limit_plus), "%ld", limit + 1);
     char *label_text = json_dumps(labels, JSON_COMPACT);

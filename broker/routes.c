@@ -1,4 +1,5 @@
 /* The operational routes: liveness, readiness and metrics. */
+#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,30 @@ void broker_reply_page(PGresult *res, void *arg)
     json_t *next = n > c->limit ? json_string(PQgetvalue(res, shown - 1, 0)) : json_null();
     http_reply_json(c->r, 200, json_pack("{s:o,s:o}", "items", items, "next_cursor", next));
     free(c);
+}
+
+int broker_parse_limit(const char *text, long *limit)
+{
+    char *end;
+    long n = strtol(text, &end, 10);
+    if (*end || end == text || n < 1 || n > BROKER_LIST_MAX) return 0;
+    *limit = n;
+    return 1;
+}
+
+long long broker_parse_id(const char *text)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(text, &end, 10);
+    return errno || *end || end == text || id <= 0 ? 0 : id;
+}
+
+int broker_one_of(const char *value, const char *const *allowed)
+{
+    for (size_t i = 0; allowed[i]; i++)
+        if (strcmp(value, allowed[i]) == 0) return 1;
+    return 0;
 }
 
 static void reply_invalid_token(struct http_request *r)

@@ -4,7 +4,6 @@
  * revisions its matchers hold for while it is active (migration 005); every
  * change is announced on sn_outbox so that dispatchers release what no
  * silence holds any more. */
-#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,15 +35,6 @@
     " 'created_at', " UTC("s.created_at") ","                                                      \
     " 'active', s.starts_at <= now() AND now() < s.ends_at)::text"
 /* clang-format on */
-
-/* The id of a /v1/silences/{id} path, or 0 when it cannot be one. */
-static long long path_id(const char *text)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(text, &end, 10);
-    return errno || *end || end == text || id <= 0 ? 0 : id;
-}
 
 static void add_error(json_t *errors, const char *pointer, const char *message)
 {
@@ -295,7 +285,7 @@ void silences_http_get(struct http_request *r)
     struct broker *b = r->app;
     struct identity who;
     if (!broker_require_admin_or_reply(r, &who, "manages silences")) return;
-    if (path_id(r->params[0]) == 0) {
+    if (broker_parse_id(r->params[0]) == 0) {
         http_reply_problem(r, 404, "Not Found", "no silence with this id", NULL);
         return;
     }
@@ -332,7 +322,7 @@ void silences_http_expire(struct http_request *r)
     struct broker *b = r->app;
     struct identity who;
     if (!broker_require_admin_or_reply(r, &who, "manages silences")) return;
-    if (path_id(r->params[0]) == 0) {
+    if (broker_parse_id(r->params[0]) == 0) {
         http_reply_problem(r, 404, "Not Found", "no silence with this id", NULL);
         return;
     }
