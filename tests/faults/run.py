@@ -78,7 +78,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import harness  # noqa: E402
-from harness import SNCTL, Broker, Postgres, Session, TestFailure, http, spawn  # noqa: E402
+from harness import SNCTL, Broker, Postgres, Session, TestFailure, spawn  # noqa: E402
 from delivery_util import KAFKA_MOCK, WebhookReceiver  # noqa: E402
 
 EMIT = os.path.join(os.path.dirname(SNCTL), "sn-emit")
@@ -486,13 +486,7 @@ class Suite:
     # ---- set-up ----
 
     def api(self, path, method="GET", body=None):
-        h = {"Authorization": "Bearer " + self.token}
-        data = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        st, headers, raw = http(method, self.b.url(path), data, h)
-        return st, (json.loads(raw) if raw and "json" in headers.get("Content-Type", "") else raw)
+        return harness.api(self.b, path, method, body, self.token)
 
     def setup(self):
         self.pg = Postgres().start()

@@ -22,7 +22,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from delivery_util import SmtpReceiver, WebhookReceiver, wait_count
-from harness import ROOT, SNCTL, Broker, check, http, wait_for
+from harness import ROOT, SNCTL, Broker, api, check, wait_for
 from ingest_util import event, post, review
 
 ZONE = "America/Chicago"
@@ -38,16 +38,6 @@ LEADERS = "leadership:national"
 
 def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def api(b, path, method="GET", body=None, token=None):
-    token = token or b.read("admin.token").strip()
-    h = {"Authorization": "Bearer " + token}
-    if body is not None:
-        h["Content-Type"] = "application/json"
-        body = json.dumps(body).encode()
-    st, headers, raw = http(method, b.url(path), body, h)
-    return st, (json.loads(raw) if raw and "json" in headers.get("Content-Type", "") else raw)
 
 
 def schedule_two_hours_ahead():

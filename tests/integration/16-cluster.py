@@ -71,6 +71,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from delivery_util import KAFKA_MOCK, WebhookReceiver
+import harness
 from harness import ROOT, SLOW, SNCTL, Broker, Postgres, Session, check, http, spawn, wait_for
 
 SIMULATE = os.path.join(os.path.dirname(SNCTL), "sn-simulate")
@@ -212,13 +213,7 @@ class Cluster:
         self.pool_http = ThreadPoolExecutor(3)
 
     def api(self, node, path, method="GET", body=None):
-        h = {"Authorization": "Bearer " + self.token}
-        data = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        st, headers, raw = http(method, node.b.url(path), data, h)
-        return st, (json.loads(raw) if raw and "json" in headers.get("Content-Type", "") else raw)
+        return harness.api(node.b, path, method, body, self.token)
 
     def live(self):
         """(node, address) of the processes up (no lock: the load must go on

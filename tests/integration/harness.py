@@ -73,6 +73,18 @@ def http(method, url, body=None, headers=None, timeout=10):
         return e.code, e.headers, e.read()
 
 
+def api(b, path, method="GET", body=None, token=None):
+    """A call to broker b's API with token (default: b's admin.token) and body
+    as JSON: (status, the reply parsed when it is JSON, else its bytes)."""
+    token = token or b.read("admin.token").strip()
+    h = {"Authorization": "Bearer " + token}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        body = json.dumps(body).encode()
+    st, headers, raw = http(method, b.url(path), body, h)
+    return st, (json.loads(raw) if raw and "json" in headers.get("Content-Type", "") else raw)
+
+
 def live_postgres_in(path):
     """PIDs of live (not zombie) processes whose cwd lies under path: the
     postmaster and its backends run with cwd = the data directory."""
